@@ -1,0 +1,43 @@
+// Protocol limits (DESIGN.md "Limits"; caps and their sources in shared/reference/bad-inputs.md
+// Appendix B). Each is enforced before anything is allocated; a breach is a coded error that closes
+// only the session it happened in.
+
+export interface RfbLimits {
+  /** Largest framebuffer side, either axis. @default 16384 (TigerVNC maxPixelBufferWidth/Height) */
+  maxFramebufferSide: number;
+  /** Pixel budget of one framebuffer, w*h. @default 8_388_608 (8 Mpx: 4096×2048, 32 MiB at 4 B/px) */
+  maxFramebufferPixels: number;
+  /** Largest cursor side. @default 256 (TigerVNC maxCursorSize) */
+  maxCursorSide: number;
+  /** Cut text, either direction, in bytes. @default 262144 (TigerVNC MaxCutText) */
+  maxCutText: number;
+  /** Desktop names, failure reasons and other strings, in bytes. @default 1024 */
+  maxString: number;
+  /** Entries in one SetEncodings message. @default 64 */
+  maxEncodings: number;
+  /** Fence payload in bytes. @default 64 (rfbproto.rst "ClientFence"; TurboVNC CVE-2019-15683) */
+  maxFence: number;
+  /** Screens in one ExtendedDesktopSize / SetDesktopSize. @default 16 */
+  maxScreens: number;
+  /** Bytes buffered from one peer that are not yet a whole message. @default 48 MiB (a full Raw rect at the pixel budget plus headroom) */
+  maxPendingBytes: number;
+  /** Milliseconds from connect to the end of the handshake. @default 30000 */
+  handshakeTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<RfbLimits> = Object.freeze({
+  maxFramebufferSide: 16384,
+  maxFramebufferPixels: 8 * 1024 * 1024,
+  maxCursorSide: 256,
+  maxCutText: 256 * 1024,
+  maxString: 1024,
+  maxEncodings: 64,
+  maxFence: 64,
+  maxScreens: 16,
+  maxPendingBytes: 48 * 1024 * 1024,
+  handshakeTimeoutMs: 30_000,
+});
+
+export function limitsWith(overrides?: Partial<RfbLimits>): RfbLimits {
+  return { ...DEFAULT_LIMITS, ...overrides };
+}
