@@ -132,3 +132,63 @@ export function samePixelFormat(a: PixelFormat, b: PixelFormat): boolean {
 export function isCanonical(pf: PixelFormat): boolean {
   return samePixelFormat(pf, CANONICAL_FORMAT);
 }
+
+/** Packs 8-bit R,G,B into a pixel value of a true-colour format (channels scaled to each max). */
+export function packPixel(pf: PixelFormat, r: number, g: number, b: number): number {
+  const R = Math.round((r * pf.redMax) / 255);
+  const G = Math.round((g * pf.greenMax) / 255);
+  const B = Math.round((b * pf.blueMax) / 255);
+  return ((R << pf.redShift) | (G << pf.greenShift) | (B << pf.blueShift)) >>> 0;
+}
+
+/** Writes one pixel value in the format's size and byte order. */
+export function writePixel(pf: PixelFormat, out: Uint8Array, off: number, v: number): void {
+  switch (pf.bitsPerPixel) {
+    case 8:
+      out[off] = v;
+      return;
+    case 16:
+      if (pf.bigEndian) {
+        out[off] = v >>> 8;
+        out[off + 1] = v;
+      } else {
+        out[off] = v;
+        out[off + 1] = v >>> 8;
+      }
+      return;
+    default:
+      if (pf.bigEndian) {
+        out[off] = v >>> 24;
+        out[off + 1] = v >>> 16;
+        out[off + 2] = v >>> 8;
+        out[off + 3] = v;
+      } else {
+        out[off] = v;
+        out[off + 1] = v >>> 8;
+        out[off + 2] = v >>> 16;
+        out[off + 3] = v >>> 24;
+      }
+  }
+}
+
+/** Reads one pixel value in the format's size and byte order. */
+export function readPixel(pf: PixelFormat, src: Uint8Array, off: number): number {
+  switch (pf.bitsPerPixel) {
+    case 8:
+      return src[off]!;
+    case 16:
+      return pf.bigEndian ? (src[off]! << 8) | src[off + 1]! : src[off]! | (src[off + 1]! << 8);
+    default:
+      return pf.bigEndian
+        ? ((src[off]! << 24) | (src[off + 1]! << 16) | (src[off + 2]! << 8) | src[off + 3]!) >>> 0
+        : (src[off]! | (src[off + 1]! << 8) | (src[off + 2]! << 16) | (src[off + 3]! << 24)) >>> 0;
+  }
+}
+
+/** Unpacks a true-colour pixel value to 8-bit R,G,B (each channel scaled up from its max). */
+export function unpackPixel(pf: PixelFormat, v: number): [number, number, number] {
+  const r = Math.floor(v / 2 ** pf.redShift) & pf.redMax;
+  const g = Math.floor(v / 2 ** pf.greenShift) & pf.greenMax;
+  const b = Math.floor(v / 2 ** pf.blueShift) & pf.blueMax;
+  return [Math.round((r * 255) / pf.redMax), Math.round((g * 255) / pf.greenMax), Math.round((b * 255) / pf.blueMax)];
+}
