@@ -38,8 +38,11 @@ export interface RectCodec {
   readonly encoding: number;
   readonly name: string;
   framer(rect: Rect, ctx: DecodeContext): RectFramer;
-  /** Decodes a complete body (exactly what measure() counted) into the canonical framebuffer. */
-  decode(body: Uint8Array, rect: Rect, ctx: DecodeContext, fb: Framebuffer): void;
+  /**
+   * Decodes a complete body (exactly what measure() counted) into the canonical framebuffer. Absent for
+   * encodings this build can frame (so pipe sessions can forward them) but not yet decode.
+   */
+  decode?(body: Uint8Array, rect: Rect, ctx: DecodeContext, fb: Framebuffer): void;
 }
 
 export interface RectEncoder {

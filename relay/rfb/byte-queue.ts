@@ -52,6 +52,11 @@ export class ByteQueue {
     this.tail += n;
   }
 
+  /** Bytes allocated for buffering; tests use it to prove a declared length allocated nothing. */
+  get capacity(): number {
+    return this.buf.byteLength;
+  }
+
   /** True when at least n bytes are available. */
   has(n: number): boolean {
     return this.tail - this.head >= n;

@@ -1,0 +1,164 @@
+#!/usr/bin/env bun
+// `shadowrelay`: the command line (DESIGN.md "Contract"). Parses arguments and hands off to the module that
+// does the work; nothing here speaks a protocol.
+
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import packageJson from "../package.json" with { type: "json" };
+import { startDemoDevice } from "./demo/server.ts";
+import { readVncPasswordFile } from "./rfb/vnc-auth.ts";
+import { DEFAULT_LISTEN, parseListen, startServer } from "./serve/server.ts";
+import { log } from "./util/log.ts";
+
+const USAGE = `shadowrelay ${packageJson.version}: shadow remote devices' screens over VNC
+
+Usage:
+  shadowrelay serve [--listen 0.0.0.0:8443] [--data DIR] [--public-url URL] [--demo] [--cert F --key F]
+  shadowrelay demo --listen HOST:PORT [--password-file F]
+  shadowrelay agent …     device side (gateway and direct modes)        — arrives with issue #4
+  shadowrelay connect …   native-viewer proxy                           — arrives with issue #4
+  shadowrelay admin …     the API from a shell                          — arrives with issue #4
+  shadowrelay replay …    render a recorded RFB stream to a picture     — arrives with issue #3
+
+Run 'shadowrelay <command> --help' for a command's options.`;
+
+const PENDING: Record<string, string> = {
+  agent: "the device agent arrives with issue #4 (the relay: control plane, gateway and direct modes)",
+  connect: "the native-viewer proxy arrives with issue #4 (the relay)",
+  admin: "the admin command arrives with issue #4 (the relay's control plane and API)",
+  replay: "replay arrives with issue #3 (the WASM codec core)",
+};
+
+function fail(msg: string): never {
+  process.stderr.write(`shadowrelay: ${msg}\n`);
+  process.exit(2);
+}
+
+function waitForSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info("stopping", { signal: sig });
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+}
+
+async function demo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: "string", default: "127.0.0.1:5999" },
+      "password-file": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(`shadowrelay demo --listen HOST:PORT [--password-file F]
+
+Runs the built-in demo device alone: an RFB server with a changing 1280x720 desktop that draws the
+pointer's trail and echoes typed text. Any VNC viewer can connect to it. With --password-file (a file
+written by vncpasswd -f), viewers must pass VNC Authentication.`);
+    return;
+  }
+  const addr = parseListen(values.listen);
+  const password = values["password-file"]
+    ? readVncPasswordFile(new Uint8Array(readFileSync(values["password-file"]))).password
+    : undefined;
+  const dev = await startDemoDevice({ host: addr.hostname, port: addr.port, ...(password ? { password } : {}) });
+  const shown = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  console.log(`demo device listening on ${shown}:${dev.port} (${password ? "VNC Authentication" : "no password"})`);
+  waitForSignal(() => dev.stop());
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: "string", default: DEFAULT_LISTEN },
+      data: { type: "string", default: "data" },
+      "public-url": { type: "string" },
+      demo: { type: "boolean", default: false },
+      cert: { type: "string" },
+      key: { type: "string" },
+      redis: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(`shadowrelay serve [--listen 0.0.0.0:8443] [--data DIR] [--public-url URL] [--demo] [--cert F --key F]
+
+Runs a relay node over TLS. The first start creates the data directory and a self-signed certificate
+(or uses --cert/--key). --demo also starts the built-in demo device on 127.0.0.1.`);
+    return;
+  }
+  if (values.redis) fail("--redis (cluster state) is not available yet; run a single node without it");
+  if ((values.cert === undefined) !== (values.key === undefined)) fail("--cert and --key go together");
+  const server = await startServer({
+    listen: values.listen,
+    dataDir: values.data,
+    ...(values["public-url"] ? { publicUrl: values["public-url"] } : {}),
+    ...(values.cert ? { certFile: values.cert } : {}),
+    ...(values.key ? { keyFile: values.key } : {}),
+    ...(values.demo ? { demo: { start: () => startDemoDevice({ host: "127.0.0.1", port: 0 }) } } : {}),
+  });
+  const lines = [
+    "",
+    `shadowrelay ${packageJson.version} is running`,
+    `  web:        ${server.publicUrl}/   (health: ${server.publicUrl}/healthz)`,
+    `  TLS:        ${server.tls.generated ? "self-signed certificate created in" : "certificate from"} ${server.tls.certFile}`,
+    `              SHA-256 ${server.tls.certSha256Hex}`,
+  ];
+  if (server.demo) {
+    lines.push(
+      `  demo device: 127.0.0.1:${server.demo.port} (RFB, loopback only; try: vncviewer 127.0.0.1::${server.demo.port})`,
+    );
+  }
+  lines.push(
+    "  login:      users, the admin login and the web console arrive with issues #4 and #6",
+    "  stop:       Ctrl+C",
+    "",
+  );
+  console.log(lines.join("\n"));
+  waitForSignal(() => server.stop());
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "serve":
+      return serve(rest);
+    case "demo":
+      return demo(rest);
+    case "--version":
+    case "-v":
+      console.log(packageJson.version);
+      return;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return;
+    default: {
+      const pending = PENDING[cmd];
+      if (pending) {
+        process.stderr.write(`shadowrelay ${cmd}: not available in this version: ${pending}.\n`);
+        process.exit(3);
+      }
+      fail(`unknown command '${cmd}'\n\n${USAGE}`);
+    }
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`shadowrelay: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
