@@ -71,9 +71,15 @@ written by vncpasswd -f), viewers must pass VNC Authentication.`);
   const password = values["password-file"]
     ? readVncPasswordFile(new Uint8Array(readFileSync(values["password-file"]))).password
     : undefined;
-  const dev = await startDemoDevice({ host: addr.hostname, port: addr.port, ...(password ? { password } : {}) });
+  const dev = await startDemoDevice({
+    host: addr.hostname,
+    port: addr.port,
+    ...(password ? { password } : {}),
+  });
   const shown = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  console.log(`demo device listening on ${shown}:${dev.port} (${password ? "VNC Authentication" : "no password"})`);
+  console.log(
+    `demo device listening on ${shown}:${dev.port} (${password ? "VNC Authentication" : "no password"})`,
+  );
   waitForSignal(() => dev.stop());
 }
 

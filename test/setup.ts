@@ -5,7 +5,14 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "..");
-if (!existsSync(resolve(root, "wasm/build/release.wasm")) || !existsSync(resolve(root, "wasm/build/debug.wasm"))) {
-  const r = Bun.spawnSync([process.execPath, "wasm/build.ts"], { cwd: root, stdout: "inherit", stderr: "inherit" });
+if (
+  !existsSync(resolve(root, "wasm/build/release.wasm")) ||
+  !existsSync(resolve(root, "wasm/build/debug.wasm"))
+) {
+  const r = Bun.spawnSync([process.execPath, "wasm/build.ts"], {
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  });
   if (r.exitCode !== 0) throw new Error("building the WASM core failed (npm run build:wasm)");
 }

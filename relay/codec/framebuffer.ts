@@ -30,9 +30,11 @@ export class Framebuffer {
     const s = this.stride;
     const rowBytes = w * 4;
     if (dy > sy) {
-      for (let r = h - 1; r >= 0; r--) this.data.copyWithin((dy + r) * s + dx * 4, (sy + r) * s + sx * 4, (sy + r) * s + sx * 4 + rowBytes);
+      for (let r = h - 1; r >= 0; r--)
+        this.data.copyWithin((dy + r) * s + dx * 4, (sy + r) * s + sx * 4, (sy + r) * s + sx * 4 + rowBytes);
     } else {
-      for (let r = 0; r < h; r++) this.data.copyWithin((dy + r) * s + dx * 4, (sy + r) * s + sx * 4, (sy + r) * s + sx * 4 + rowBytes);
+      for (let r = 0; r < h; r++)
+        this.data.copyWithin((dy + r) * s + dx * 4, (sy + r) * s + sx * 4, (sy + r) * s + sx * 4 + rowBytes);
     }
   }
 
@@ -40,7 +42,10 @@ export class Framebuffer {
   readRect(x: number, y: number, w: number, h: number): Uint8Array {
     const out = new Uint8Array(w * h * 4);
     for (let r = 0; r < h; r++) {
-      out.set(this.data.subarray((y + r) * this.stride + x * 4, (y + r) * this.stride + (x + w) * 4), r * w * 4);
+      out.set(
+        this.data.subarray((y + r) * this.stride + x * 4, (y + r) * this.stride + (x + w) * 4),
+        r * w * 4,
+      );
     }
     return out;
   }

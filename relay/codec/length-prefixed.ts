@@ -17,7 +17,8 @@ function lengthPrefixed(encoding: number, name: string): RectCodec {
           if (!q.has(base + 4)) return NEED_MORE;
           const len = q.u32(base);
           // Checked before waiting for the data, so a 4 GiB claim costs nothing (bad-inputs.md B).
-          if (len > ctx.limits.maxPendingBytes - 4) throw new RfbError("LIMIT_EXCEEDED", `${name} data of ${len} bytes`);
+          if (len > ctx.limits.maxPendingBytes - 4)
+            throw new RfbError("LIMIT_EXCEEDED", `${name} data of ${len} bytes`);
           return q.has(base + 4 + len) ? 4 + len : NEED_MORE;
         },
       };

@@ -2,7 +2,15 @@
 // decoding converts from the server's pixel format into the canonical framebuffer.
 
 import { Encoding } from "../rfb/constants.ts";
-import { type PixelFormat, bytesPerPixel, isCanonical, readPixel, unpackPixel, writePixel, packPixel } from "../rfb/pixel-format.ts";
+import {
+  type PixelFormat,
+  bytesPerPixel,
+  isCanonical,
+  readPixel,
+  unpackPixel,
+  writePixel,
+  packPixel,
+} from "../rfb/pixel-format.ts";
 import { checkedPixels } from "../util/checked.ts";
 import type { Framebuffer } from "./framebuffer.ts";
 import { type DecodeContext, NEED_MORE, type Rect, type RectCodec, type RectEncoder } from "./types.ts";

@@ -23,7 +23,12 @@ function rre(encoding: number, name: string, coordBytes: 1 | 2): RectCodec {
           if (!q.has(base + 4)) return NEED_MORE;
           const nsub = q.u32(base);
           const cap = ctx.limits.maxPendingBytes;
-          const n = checkedAdd(4 + bpp, checkedMul(nsub, bpp + 4 * coordBytes, cap, `${name} subrects`), cap, name);
+          const n = checkedAdd(
+            4 + bpp,
+            checkedMul(nsub, bpp + 4 * coordBytes, cap, `${name} subrects`),
+            cap,
+            name,
+          );
           return q.has(base + n) ? n : NEED_MORE;
         },
       };

@@ -35,7 +35,10 @@ export class ByteQueue {
       throw new RfbError("LIMIT_EXCEEDED", `more than ${this.maxPending} bytes pending from the peer`);
     }
     if (this.tail + n > this.buf.byteLength) {
-      if (pending + n <= this.buf.byteLength >>> 1 || (pending + n <= this.buf.byteLength && pending < 4096)) {
+      if (
+        pending + n <= this.buf.byteLength >>> 1 ||
+        (pending + n <= this.buf.byteLength && pending < 4096)
+      ) {
         this.buf.copyWithin(0, this.head, this.tail);
       } else {
         let cap = this.buf.byteLength * 2;

@@ -50,7 +50,10 @@ export class ClientMessageReader {
         if (!q.has(4)) return null;
         const n = q.u16(2);
         if (n > this.limits.maxEncodings) {
-          throw new RfbError("LIMIT_EXCEEDED", `SetEncodings with ${n} entries (limit ${this.limits.maxEncodings})`);
+          throw new RfbError(
+            "LIMIT_EXCEEDED",
+            `SetEncodings with ${n} entries (limit ${this.limits.maxEncodings})`,
+          );
         }
         if (!q.has(4 + 4 * n)) return null;
         const seen = new Set<number>();
@@ -139,7 +142,12 @@ export class ClientMessageReader {
         const sub = q.u8(1);
         if (sub !== 0) throw new RfbError("UNKNOWN_MESSAGE", `QEMU client message subtype ${sub}`);
         if (!q.has(12)) return null;
-        const m = { type: "QemuKeyEvent" as const, down: q.u16(2) !== 0, keysym: q.u32(4), keycode: q.u32(8) };
+        const m = {
+          type: "QemuKeyEvent" as const,
+          down: q.u16(2) !== 0,
+          keysym: q.u32(4),
+          keycode: q.u32(8),
+        };
         q.skip(12);
         return m;
       }

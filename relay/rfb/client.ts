@@ -183,7 +183,8 @@ export class RfbClient {
       if (n === 0) {
         if (!q.has(5)) return false;
         const len = q.u32(1);
-        if (len > this.limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
+        if (len > this.limits.maxString)
+          throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
         if (!q.has(5 + len)) return false;
         q.skip(5);
         throw new RfbError("SECURITY_REFUSED", `server said: ${printable(q.take(len))}`);
@@ -208,7 +209,8 @@ export class RfbClient {
       if (chosen === SecurityType.Invalid) {
         if (!q.has(8)) return false;
         const len = q.u32(4);
-        if (len > this.limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
+        if (len > this.limits.maxString)
+          throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
         if (!q.has(8 + len)) return false;
         q.skip(8);
         throw new RfbError("SECURITY_REFUSED", `server said: ${printable(q.take(len))}`);
@@ -243,7 +245,8 @@ export class RfbClient {
     checkFramebufferSize(width, height, this.limits);
     const serverPf = readPixelFormat(q.peek(4, PIXEL_FORMAT_LENGTH));
     validatePixelFormat(serverPf);
-    if (nameLen > this.limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `desktop name of ${nameLen} bytes`);
+    if (nameLen > this.limits.maxString)
+      throw new RfbError("LIMIT_EXCEEDED", `desktop name of ${nameLen} bytes`);
     if (!q.has(fixed + nameLen)) return false;
     q.skip(fixed);
     const name = new TextDecoder("utf-8").decode(q.take(nameLen));
@@ -300,7 +303,8 @@ export class RfbClient {
       }
       case "DesktopSize":
       case "ExtendedDesktopSize":
-        if (m.width !== this.fb!.width || m.height !== this.fb!.height) this.fb = new Framebuffer(m.width, m.height);
+        if (m.width !== this.fb!.width || m.height !== this.fb!.height)
+          this.fb = new Framebuffer(m.width, m.height);
         return;
       default:
         return;

@@ -102,7 +102,8 @@ export function validatePixelFormat(pf: PixelFormat): void {
   ] as const) {
     const bits = bitsOf(max);
     if (bits < 1) bad(`${name}-max ${max} is not 2^n-1`);
-    if (shift + bits > pf.bitsPerPixel) bad(`${name} shift ${shift} + ${bits} bits exceeds ${pf.bitsPerPixel} bpp`);
+    if (shift + bits > pf.bitsPerPixel)
+      bad(`${name} shift ${shift} + ${bits} bits exceeds ${pf.bitsPerPixel} bpp`);
     const mask = (2 ** bits - 1) * 2 ** shift;
     if ((used & mask) !== 0) bad(`${name} overlaps another channel`);
     used |= mask;
@@ -190,5 +191,9 @@ export function unpackPixel(pf: PixelFormat, v: number): [number, number, number
   const r = Math.floor(v / 2 ** pf.redShift) & pf.redMax;
   const g = Math.floor(v / 2 ** pf.greenShift) & pf.greenMax;
   const b = Math.floor(v / 2 ** pf.blueShift) & pf.blueMax;
-  return [Math.round((r * 255) / pf.redMax), Math.round((g * 255) / pf.greenMax), Math.round((b * 255) / pf.blueMax)];
+  return [
+    Math.round((r * 255) / pf.redMax),
+    Math.round((g * 255) / pf.greenMax),
+    Math.round((b * 255) / pf.blueMax),
+  ];
 }

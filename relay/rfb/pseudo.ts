@@ -45,7 +45,13 @@ export function checkFramebufferSize(w: number, h: number, limits: RfbLimits): v
 }
 
 /** Body length of a pseudo-rect once its fixed part is present, or NEED_MORE. Validates sizes first. */
-export function measurePseudo(q: ByteQueue, base: number, rect: Rect, pf: PixelFormat, limits: RfbLimits): number {
+export function measurePseudo(
+  q: ByteQueue,
+  base: number,
+  rect: Rect,
+  pf: PixelFormat,
+  limits: RfbLimits,
+): number {
   switch (rect.encoding) {
     case PseudoEncoding.Cursor: {
       if (rect.w > limits.maxCursorSide || rect.h > limits.maxCursorSide) {

@@ -25,7 +25,15 @@ export type ServerMessage =
       height: number;
       screens: Screen[];
     }
-  | { type: "Cursor"; hotX: number; hotY: number; width: number; height: number; pixels: Uint8Array; mask: Uint8Array }
+  | {
+      type: "Cursor";
+      hotX: number;
+      hotY: number;
+      width: number;
+      height: number;
+      pixels: Uint8Array;
+      mask: Uint8Array;
+    }
   | { type: "DesktopName"; name: string }
   | { type: "FramebufferUpdateEnd" }
   | { type: "SetColourMapEntries"; first: number; colours: [number, number, number][] }
@@ -97,7 +105,10 @@ export class ServerMessageReader {
         const n = q.u16(4);
         const entries = 1 << Math.min(this.pf.depth, 8);
         if (this.pf.trueColour || first + n > entries) {
-          throw new RfbError("BAD_COLOUR_MAP", `first ${first} + ${n} entries, true-colour ${this.pf.trueColour}`);
+          throw new RfbError(
+            "BAD_COLOUR_MAP",
+            `first ${first} + ${n} entries, true-colour ${this.pf.trueColour}`,
+          );
         }
         if (!q.has(6 + n * 6)) return null;
         const colours: [number, number, number][] = [];
@@ -185,7 +196,10 @@ export class ServerMessageReader {
       throw new RfbError("UNKNOWN_ENCODING", `encoding ${enc} was not negotiated`);
     }
     if (rect.x + rect.w > this.width || rect.y + rect.h > this.height) {
-      throw new RfbError("RECT_OUT_OF_BOUNDS", `${rect.w}x${rect.h}+${rect.x}+${rect.y} in ${this.width}x${this.height}`);
+      throw new RfbError(
+        "RECT_OUT_OF_BOUNDS",
+        `${rect.w}x${rect.h}+${rect.x}+${rect.y} in ${this.width}x${this.height}`,
+      );
     }
     return codec.framer(rect, { pf: this.pf, limits: this.limits });
   }
@@ -196,7 +210,8 @@ export class ServerMessageReader {
         this.rectsLeft = 0;
         return this.endUpdate();
       case PseudoEncoding.DesktopSize:
-        if (rect.w === 0 && rect.h === 0) return { type: "DesktopSize", width: this.width, height: this.height }; // UltraVNC sends 0×0 (LibVNC 5b4be28e): ignore
+        if (rect.w === 0 && rect.h === 0)
+          return { type: "DesktopSize", width: this.width, height: this.height }; // UltraVNC sends 0×0 (LibVNC 5b4be28e): ignore
         checkFramebufferSize(rect.w, rect.h, this.limits);
         this.width = rect.w;
         this.height = rect.h;
@@ -209,7 +224,14 @@ export class ServerMessageReader {
           this.width = rect.w;
           this.height = rect.h;
         }
-        return { type: "ExtendedDesktopSize", reason: rect.x, status, width: rect.w, height: rect.h, screens };
+        return {
+          type: "ExtendedDesktopSize",
+          reason: rect.x,
+          status,
+          width: rect.w,
+          height: rect.h,
+          screens,
+        };
       }
       case PseudoEncoding.Cursor: {
         const pixelBytes = rect.w * rect.h * (this.pf.bitsPerPixel >>> 3);
@@ -224,7 +246,10 @@ export class ServerMessageReader {
         };
       }
       case PseudoEncoding.DesktopName:
-        return { type: "DesktopName", name: new TextDecoder("utf-8", { fatal: false }).decode(body.subarray(4)) };
+        return {
+          type: "DesktopName",
+          name: new TextDecoder("utf-8", { fatal: false }).decode(body.subarray(4)),
+        };
       case PseudoEncoding.QemuExtendedKeyEvent:
       case PseudoEncoding.ExtendedMouseButtons:
         return { type: "Rect", rect, body };
@@ -232,5 +257,4 @@ export class ServerMessageReader {
         return null;
     }
   }
-
 }

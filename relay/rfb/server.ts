@@ -71,7 +71,8 @@ export class RfbServerConnection {
     this.pixelFormat = o.pixelFormat ?? CANONICAL_FORMAT;
     this.offered = o.securityTypes ?? [SecurityType.None];
     for (const t of this.offered) {
-      if (t !== SecurityType.None && t !== SecurityType.VncAuth) throw new RfbError("INTERNAL", `cannot offer type ${t}`);
+      if (t !== SecurityType.None && t !== SecurityType.VncAuth)
+        throw new RfbError("INTERNAL", `cannot offer type ${t}`);
     }
     if (this.offered.includes(SecurityType.VncAuth) && !o.checkVncAuth && o.password === undefined) {
       throw new RfbError("INTERNAL", "VncAuth offered without a password or checker");

@@ -15,7 +15,8 @@ export function parseVersion(b: Uint8Array): Version {
   let s = "";
   for (const c of b) s += String.fromCharCode(c);
   const m = VERSION_RE.exec(s);
-  if (!m) throw new RfbError(s.startsWith("RFB ") ? "BAD_VERSION" : "NOT_RFB", JSON.stringify(s.slice(0, 12)));
+  if (!m)
+    throw new RfbError(s.startsWith("RFB ") ? "BAD_VERSION" : "NOT_RFB", JSON.stringify(s.slice(0, 12)));
   return { major: Number(m[1]), minor: Number(m[2]) };
 }
 

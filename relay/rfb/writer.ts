@@ -94,8 +94,12 @@ export function clientInitMsg(shared: boolean): Uint8Array {
 
 export function serverInitMsg(width: number, height: number, pf: PixelFormat, name: string): Uint8Array {
   const n = new TextEncoder().encode(name);
-  return new Out(2 + 2 + PIXEL_FORMAT_LENGTH + 4 + n.length).u16(width).u16(height).pf(pf).u32(n.length).bytes(n)
-    .buf;
+  return new Out(2 + 2 + PIXEL_FORMAT_LENGTH + 4 + n.length)
+    .u16(width)
+    .u16(height)
+    .pf(pf)
+    .u32(n.length)
+    .bytes(n).buf;
 }
 
 // ---- client → server ---------------------------------------------------------------------------------
@@ -110,13 +114,28 @@ export function setEncodingsMsg(encodings: readonly number[]): Uint8Array {
   return o.buf;
 }
 
-export function framebufferUpdateRequestMsg(incremental: boolean, x: number, y: number, w: number, h: number) {
-  return new Out(10).u8(ClientMsg.FramebufferUpdateRequest).u8(incremental ? 1 : 0).u16(x).u16(y).u16(w).u16(h)
-    .buf;
+export function framebufferUpdateRequestMsg(
+  incremental: boolean,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+) {
+  return new Out(10)
+    .u8(ClientMsg.FramebufferUpdateRequest)
+    .u8(incremental ? 1 : 0)
+    .u16(x)
+    .u16(y)
+    .u16(w)
+    .u16(h).buf;
 }
 
 export function keyEventMsg(down: boolean, keysym: number): Uint8Array {
-  return new Out(8).u8(ClientMsg.KeyEvent).u8(down ? 1 : 0).pad(2).u32(keysym).buf;
+  return new Out(8)
+    .u8(ClientMsg.KeyEvent)
+    .u8(down ? 1 : 0)
+    .pad(2)
+    .u32(keysym).buf;
 }
 
 export function pointerEventMsg(buttonMask: number, x: number, y: number): Uint8Array {
@@ -129,12 +148,22 @@ export function clientCutTextMsg(text: string): Uint8Array {
 }
 
 export function clientFenceMsg(flags: number, payload: Uint8Array): Uint8Array {
-  return new Out(9 + payload.length).u8(ClientMsg.ClientFence).pad(3).u32(flags).u8(payload.length).bytes(payload)
-    .buf;
+  return new Out(9 + payload.length)
+    .u8(ClientMsg.ClientFence)
+    .pad(3)
+    .u32(flags)
+    .u8(payload.length)
+    .bytes(payload).buf;
 }
 
 export function enableContinuousUpdatesMsg(enable: boolean, x: number, y: number, w: number, h: number) {
-  return new Out(10).u8(ClientMsg.EnableContinuousUpdates).u8(enable ? 1 : 0).u16(x).u16(y).u16(w).u16(h).buf;
+  return new Out(10)
+    .u8(ClientMsg.EnableContinuousUpdates)
+    .u8(enable ? 1 : 0)
+    .u16(x)
+    .u16(y)
+    .u16(w)
+    .u16(h).buf;
 }
 
 // ---- server → client ---------------------------------------------------------------------------------
@@ -148,8 +177,15 @@ export function rectHeader(x: number, y: number, w: number, h: number, encoding:
   return new Out(RECT_HEADER_LENGTH).u16(x).u16(y).u16(w).u16(h).s32(encoding).buf;
 }
 
-export function setColourMapEntriesMsg(first: number, colours: readonly [number, number, number][]): Uint8Array {
-  const o = new Out(6 + 6 * colours.length).u8(ServerMsg.SetColourMapEntries).pad(1).u16(first).u16(colours.length);
+export function setColourMapEntriesMsg(
+  first: number,
+  colours: readonly [number, number, number][],
+): Uint8Array {
+  const o = new Out(6 + 6 * colours.length)
+    .u8(ServerMsg.SetColourMapEntries)
+    .pad(1)
+    .u16(first)
+    .u16(colours.length);
   for (const [r, g, b] of colours) o.u16(r).u16(g).u16(b);
   return o.buf;
 }
@@ -164,8 +200,12 @@ export function serverCutTextMsg(text: string): Uint8Array {
 }
 
 export function serverFenceMsg(flags: number, payload: Uint8Array): Uint8Array {
-  return new Out(9 + payload.length).u8(ServerMsg.ServerFence).pad(3).u32(flags).u8(payload.length).bytes(payload)
-    .buf;
+  return new Out(9 + payload.length)
+    .u8(ServerMsg.ServerFence)
+    .pad(3)
+    .u32(flags)
+    .u8(payload.length)
+    .bytes(payload).buf;
 }
 
 export function endOfContinuousUpdatesMsg(): Uint8Array {

@@ -30,6 +30,12 @@ export function checkedAdd(a: number, b: number, cap: number, what: string): num
 }
 
 /** w * h * bytesPerPixel, each factor and the product checked; the usual pixel-buffer size. */
-export function checkedPixels(w: number, h: number, bytesPerPixel: number, cap: number, what: string): number {
+export function checkedPixels(
+  w: number,
+  h: number,
+  bytesPerPixel: number,
+  cap: number,
+  what: string,
+): number {
   return checkedMul(checkedMul(w, h, Number.MAX_SAFE_INTEGER, what), bytesPerPixel, cap, what);
 }

@@ -27,7 +27,12 @@ describe.skipIf(!ok)("vncsnapshot → demo device", () => {
   ] as const) {
     test(label, async () => {
       // fps 0: the scene holds still, so the snapshot can be compared with the framebuffer.
-      const d = await startDemoDevice({ host: "127.0.0.1", port: 0, fps: 0, ...(password ? { password } : {}) });
+      const d = await startDemoDevice({
+        host: "127.0.0.1",
+        port: 0,
+        fps: 0,
+        ...(password ? { password } : {}),
+      });
       devices.push(d);
       d.tick(1000);
       const snap = await vncsnapshot(d.port, { encodings, ...(password ? { password } : {}) });

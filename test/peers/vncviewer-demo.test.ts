@@ -6,7 +6,15 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { type DemoDevice, startDemoDevice } from "../../relay/demo/server.ts";
 import { type RgbaImage, EXACT, compareImages, describeStats, writePng } from "./images.ts";
-import { captureX, freeDisplay, killAll, makeTempDir, requirePeer, spawnTracked, writeVncPasswordFile } from "./rig.ts";
+import {
+  captureX,
+  freeDisplay,
+  killAll,
+  makeTempDir,
+  requirePeer,
+  spawnTracked,
+  writeVncPasswordFile,
+} from "./rig.ts";
 
 const ok = requirePeer("Xvfb", "xtigervncviewer", "vncpasswd", "import");
 const devices: DemoDevice[] = [];
@@ -17,7 +25,15 @@ afterAll(async () => {
 
 async function startXvfb(width: number, height: number): Promise<string> {
   const n = freeDisplay();
-  const p = spawnTracked("Xvfb", [`:${n}`, "-screen", "0", `${width}x${height}x24`, "-nolisten", "tcp", "-noreset"]);
+  const p = spawnTracked("Xvfb", [
+    `:${n}`,
+    "-screen",
+    "0",
+    `${width}x${height}x24`,
+    "-nolisten",
+    "tcp",
+    "-noreset",
+  ]);
   const deadline = Date.now() + 10_000;
   while (!existsSync(`/tmp/.X11-unix/X${n}`)) {
     if (!p.alive() || Date.now() > deadline) throw new Error(`Xvfb :${n} did not start\n${p.stderr()}`);
@@ -36,7 +52,16 @@ describe.skipIf(!ok)("TigerVNC vncviewer → demo device", () => {
     const passwd = await writeVncPasswordFile(password, makeTempDir());
     const viewer = spawnTracked(
       "xtigervncviewer",
-      ["-FullScreen", "-passwd", passwd, "-SecurityTypes", "VncAuth", "-AutoSelect=0", "-FullColor", `127.0.0.1::${d.port}`],
+      [
+        "-FullScreen",
+        "-passwd",
+        passwd,
+        "-SecurityTypes",
+        "VncAuth",
+        "-AutoSelect=0",
+        "-FullColor",
+        `127.0.0.1::${d.port}`,
+      ],
       { env: { ...process.env, DISPLAY: display } },
     );
     const want: RgbaImage = { width: 1280, height: 720, rgba: d.desktop.fb.data.slice() };

@@ -132,9 +132,15 @@ describe("table C: malicious client messages", () => {
   });
 
   test("an insane SetPixelFormat is refused (CVE-2019-15695 class)", () => {
-    expect(errorOf(hex("00 000000 18 18 00 01 00ff 00ff 00ff 10 08 00 000000")).code).toBe("BAD_PIXEL_FORMAT");
-    expect(errorOf(hex("00 000000 20 28 00 01 00ff 00ff 00ff 10 08 00 000000")).code).toBe("BAD_PIXEL_FORMAT");
-    expect(errorOf(hex("00 000000 08 08 00 01 0007 0007 0007 00 03 06 000000")).code).toBe("BAD_PIXEL_FORMAT");
+    expect(errorOf(hex("00 000000 18 18 00 01 00ff 00ff 00ff 10 08 00 000000")).code).toBe(
+      "BAD_PIXEL_FORMAT",
+    );
+    expect(errorOf(hex("00 000000 20 28 00 01 00ff 00ff 00ff 10 08 00 000000")).code).toBe(
+      "BAD_PIXEL_FORMAT",
+    );
+    expect(errorOf(hex("00 000000 08 08 00 01 0007 0007 0007 00 03 06 000000")).code).toBe(
+      "BAD_PIXEL_FORMAT",
+    );
   });
 
   test("fence payload over 64 bytes is refused before it is read (CVE-2019-15683)", () => {
@@ -151,7 +157,9 @@ describe("table C: malicious client messages", () => {
     expect(errorOf(hex("fb 00 0500 0300 ff 00")).code).toBe("BAD_SCREEN_LAYOUT");
     expect(errorOf(hex("fb 00 0000 0000 01 00")).code).toBe("BAD_FRAMEBUFFER_SIZE");
     expect(errorOf(hex("fb 00 ffff ffff 01 00")).code).toBe("BAD_FRAMEBUFFER_SIZE");
-    expect(errorOf(hex("fb 00 0500 0300 01 00 00000001 0001 0000 0500 0300 00000000")).code).toBe("BAD_SCREEN_LAYOUT");
+    expect(errorOf(hex("fb 00 0500 0300 01 00 00000001 0001 0000 0500 0300 00000000")).code).toBe(
+      "BAD_SCREEN_LAYOUT",
+    );
   });
 
   test("unknown message types, including vendor types 250+, close the session", () => {

@@ -12,7 +12,13 @@ import { RfbClient } from "../../relay/rfb/client.ts";
 import { RfbError } from "../../relay/rfb/errors.ts";
 import { DEFAULT_LIMITS } from "../../relay/rfb/limits.ts";
 import { type ServerMessage, ServerMessageReader } from "../../relay/rfb/server-messages.ts";
-import { type CorpusSession, compareRgb, corpusPixelFormat, loadCorpus, loadExpectedFinal } from "../helpers/corpus.ts";
+import {
+  type CorpusSession,
+  compareRgb,
+  corpusPixelFormat,
+  loadCorpus,
+  loadExpectedFinal,
+} from "../helpers/corpus.ts";
 
 interface Framed {
   rects: { offset: number; length: number; x: number; y: number; w: number; h: number; enc: number }[];
@@ -26,7 +32,13 @@ function frame(name: CorpusSession, decode: boolean, chunk = 1 << 16): Framed {
   const { s2c, index } = loadCorpus(name);
   const pf = corpusPixelFormat(index.pixelFormat);
   const encodings = new Set(index.setEncodings.filter((e) => defaultRegistry.has(e) || e < 0));
-  const reader = new ServerMessageReader({ limits: DEFAULT_LIMITS, pf, width: index.width, height: index.height, encodings });
+  const reader = new ServerMessageReader({
+    limits: DEFAULT_LIMITS,
+    pf,
+    width: index.width,
+    height: index.height,
+    encodings,
+  });
   const q = new ByteQueue(DEFAULT_LIMITS.maxPendingBytes);
   const fb = new Framebuffer(index.width, index.height);
   const checkpoints = new Set(index.checkpoints.map((c) => c.afterUpdate));
@@ -76,9 +88,13 @@ describe("corpus: framing and decoding", () => {
     test(`${name}: every rect framed where the index says, decoded pixel-exact at every checkpoint`, () => {
       const got = frame(name, true);
       expect(got.error).toBeUndefined();
-      expect(got.rects.map((r) => [r.offset, r.length, r.enc])).toEqual(indexRects(name).map((r) => [r.offset, r.length, r.enc]));
+      expect(got.rects.map((r) => [r.offset, r.length, r.enc])).toEqual(
+        indexRects(name).map((r) => [r.offset, r.length, r.enc]),
+      );
       expect(got.updates).toBe(loadCorpus(name).index.updates.length);
-      expect([...got.mismatches.keys()]).toEqual(loadCorpus(name).index.checkpoints.map((c) => c.afterUpdate));
+      expect([...got.mismatches.keys()]).toEqual(
+        loadCorpus(name).index.checkpoints.map((c) => c.afterUpdate),
+      );
       for (const [, bad] of got.mismatches) expect(bad).toBe(0);
     });
   }
@@ -87,7 +103,9 @@ describe("corpus: framing and decoding", () => {
     test(`${name}: every rect framed end to end where the index says`, () => {
       const got = frame(name, false);
       expect(got.error).toBeUndefined();
-      expect(got.rects.map((r) => [r.offset, r.length, r.enc])).toEqual(indexRects(name).map((r) => [r.offset, r.length, r.enc]));
+      expect(got.rects.map((r) => [r.offset, r.length, r.enc])).toEqual(
+        indexRects(name).map((r) => [r.offset, r.length, r.enc]),
+      );
     });
   }
 
@@ -95,7 +113,11 @@ describe("corpus: framing and decoding", () => {
     const got = frame("tight", false);
     const first = indexRects("tight").find((r) => r.enc === 7)!;
     expect(got.error).toEqual({ code: "UNKNOWN_ENCODING", at: first.offset });
-    expect(got.rects.map((r) => r.offset)).toEqual(indexRects("tight").filter((r) => r.offset < first.offset).map((r) => r.offset));
+    expect(got.rects.map((r) => r.offset)).toEqual(
+      indexRects("tight")
+        .filter((r) => r.offset < first.offset)
+        .map((r) => r.offset),
+    );
   });
 
   test("hextile: the same result when the stream arrives in odd-sized chunks", () => {

@@ -60,7 +60,12 @@ describe("client and server in memory", () => {
       }
       expect(client.ready).toBe(true);
       expect(server.ready).toBe(true);
-      expect(client.info).toMatchObject({ width: 320, height: 200, name: "Ωdesk", version: { major: 3, minor: 8 } });
+      expect(client.info).toMatchObject({
+        width: 320,
+        height: 200,
+        name: "Ωdesk",
+        version: { major: 3, minor: 8 },
+      });
       expect(client.info!.securityType).toBe(password ? SecurityType.VncAuth : SecurityType.None);
       // The client's SetPixelFormat and SetEncodings reach the server.
       for (const b of toServer.splice(0)) server.feed(b);
@@ -178,7 +183,9 @@ describe("server role: versions and security (table A)", () => {
     expect(code(() => runServer([input], { securityTypes: [SecurityType.VncAuth], password: "x" }))).toBe(
       "SECURITY_NOT_OFFERED",
     );
-    expect(code(() => runServer([cat(new TextEncoder().encode("RFB 003.008\n"), [16])]))).toBe("SECURITY_NOT_OFFERED");
+    expect(code(() => runServer([cat(new TextEncoder().encode("RFB 003.008\n"), [16])]))).toBe(
+      "SECURITY_NOT_OFFERED",
+    );
   });
 
   test("an HTTP request is refused after 4 bytes, before a full version arrives", () => {
@@ -186,9 +193,18 @@ describe("server role: versions and security (table A)", () => {
     expect(code(() => runServer([new TextEncoder().encode("GET / HTTP/1.1\r\n")]))).toBe("NOT_RFB");
   });
 
-  for (const v of ["RFB 003.889\n", "RFB 004.000\n", "RFB 003.006\n", "RFB 000.000\n", "RFB 03.008\n ", "RFB 003.008\r"]) {
+  for (const v of [
+    "RFB 003.889\n",
+    "RFB 004.000\n",
+    "RFB 003.006\n",
+    "RFB 000.000\n",
+    "RFB 03.008\n ",
+    "RFB 003.008\r",
+  ]) {
     test(`client version ${JSON.stringify(v)} is refused`, () => {
-      expect(["UNSUPPORTED_VERSION", "BAD_VERSION"]).toContain(code(() => runServer([new TextEncoder().encode(v)])));
+      expect(["UNSUPPORTED_VERSION", "BAD_VERSION"]).toContain(
+        code(() => runServer([new TextEncoder().encode(v)])),
+      );
     });
   }
 });
@@ -200,8 +216,18 @@ describe("client role: versions, security and ServerInit (table A)", () => {
     const c = new RfbClient({ send: (b) => sent.push(b), ...(password ? { password } : {}) });
     return { c, sent };
   }
-  const serverInit = (w: number, h: number, nameLen: number, pf = hex("20 18 00 01 00ff 00ff 00ff 00 08 10 000000")) =>
-    cat([w >> 8, w & 255, h >> 8, h & 255], pf, [nameLen >>> 24, (nameLen >>> 16) & 255, (nameLen >>> 8) & 255, nameLen & 255]);
+  const serverInit = (
+    w: number,
+    h: number,
+    nameLen: number,
+    pf = hex("20 18 00 01 00ff 00ff 00ff 00 08 10 000000"),
+  ) =>
+    cat([w >> 8, w & 255, h >> 8, h & 255], pf, [
+      nameLen >>> 24,
+      (nameLen >>> 16) & 255,
+      (nameLen >>> 8) & 255,
+      nameLen & 255,
+    ]);
 
   for (const [server, answer] of [
     ["RFB 003.003\n", "RFB 003.003\n"],
@@ -285,10 +311,26 @@ describe("client role: versions, security and ServerInit (table A)", () => {
     ["65535×65535 (CVE-2014-6051)", serverInit(65535, 65535, 1), "BAD_FRAMEBUFFER_SIZE"],
     ["16384×16384, over the pixel budget", serverInit(16384, 16384, 1), "LIMIT_EXCEEDED"],
     ["bpp 24", serverInit(8, 8, 1, hex("18 18 00 01 00ff 00ff 00ff 10 08 00 000000")), "BAD_PIXEL_FORMAT"],
-    ["depth > bpp", serverInit(8, 8, 1, hex("10 18 00 01 001f 003f 001f 0b 05 00 000000")), "BAD_PIXEL_FORMAT"],
-    ["max not 2^n-1", serverInit(8, 8, 1, hex("20 18 00 01 00fe 00ff 00ff 10 08 00 000000")), "BAD_PIXEL_FORMAT"],
-    ["shift past bpp", serverInit(8, 8, 1, hex("20 18 00 01 00ff 00ff 00ff 1c 08 00 000000")), "BAD_PIXEL_FORMAT"],
-    ["colour map at 16 bpp", serverInit(8, 8, 1, hex("10 10 00 00 0000 0000 0000 00 00 00 000000")), "BAD_PIXEL_FORMAT"],
+    [
+      "depth > bpp",
+      serverInit(8, 8, 1, hex("10 18 00 01 001f 003f 001f 0b 05 00 000000")),
+      "BAD_PIXEL_FORMAT",
+    ],
+    [
+      "max not 2^n-1",
+      serverInit(8, 8, 1, hex("20 18 00 01 00fe 00ff 00ff 10 08 00 000000")),
+      "BAD_PIXEL_FORMAT",
+    ],
+    [
+      "shift past bpp",
+      serverInit(8, 8, 1, hex("20 18 00 01 00ff 00ff 00ff 1c 08 00 000000")),
+      "BAD_PIXEL_FORMAT",
+    ],
+    [
+      "colour map at 16 bpp",
+      serverInit(8, 8, 1, hex("10 10 00 00 0000 0000 0000 00 00 00 000000")),
+      "BAD_PIXEL_FORMAT",
+    ],
   ] as const) {
     test(`ServerInit ${what} is refused before the name is read`, () => {
       const c = toInit();

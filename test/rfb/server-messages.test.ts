@@ -51,7 +51,10 @@ function parseAll(chunks: Uint8Array[]): ServerMessage[] {
   return out;
 }
 
-function errorOf(bytes: Uint8Array, o: Parameters<typeof reader>[0] = {}): { code: string; capacity: number } {
+function errorOf(
+  bytes: Uint8Array,
+  o: Parameters<typeof reader>[0] = {},
+): { code: string; capacity: number } {
   const q = new ByteQueue(DEFAULT_LIMITS.maxPendingBytes, 64);
   const r = reader(o);
   q.push(bytes);
@@ -139,7 +142,8 @@ describe("table B: malicious server messages", () => {
   const fbu = (...parts: Uint8Array[]) => cat(framebufferUpdateHeader(1), ...parts);
 
   test("unknown message types close the session", () => {
-    for (const t of [4, 5, 127, 249, 251, 255]) expect(errorOf(new Uint8Array([t, 0, 0, 0])).code).toBe("UNKNOWN_MESSAGE");
+    for (const t of [4, 5, 127, 249, 251, 255])
+      expect(errorOf(new Uint8Array([t, 0, 0, 0])).code).toBe("UNKNOWN_MESSAGE");
     expect(errorOf(hex("fa 00 01 01")).code).toBe("UNKNOWN_MESSAGE"); // xvp was never negotiated
   });
 
@@ -187,12 +191,12 @@ describe("table B: malicious server messages", () => {
     const { Framebuffer } = await import("../../relay/codec/framebuffer.ts");
     const fb = new Framebuffer(64, 48);
     const ctx = { pf: CANONICAL_FORMAT, limits: DEFAULT_LIMITS };
-    expect(() => copyRectCodec.decode!(hex("0040 0000"), { x: 0, y: 0, w: 1, h: 1, encoding: 1 }, ctx, fb)).toThrow(
-      "RECT_OUT_OF_BOUNDS",
-    );
-    expect(() => copyRectCodec.decode!(hex("0000 0020"), { x: 0, y: 0, w: 8, h: 17, encoding: 1 }, ctx, fb)).toThrow(
-      "RECT_OUT_OF_BOUNDS",
-    );
+    expect(() =>
+      copyRectCodec.decode!(hex("0040 0000"), { x: 0, y: 0, w: 1, h: 1, encoding: 1 }, ctx, fb),
+    ).toThrow("RECT_OUT_OF_BOUNDS");
+    expect(() =>
+      copyRectCodec.decode!(hex("0000 0020"), { x: 0, y: 0, w: 8, h: 17, encoding: 1 }, ctx, fb),
+    ).toThrow("RECT_OUT_OF_BOUNDS");
   });
 
   test("an encoding that was not negotiated (or has no codec) is refused", () => {
@@ -223,8 +227,12 @@ describe("table B: malicious server messages", () => {
   });
 
   test("DesktopSize over the caps is refused, 0×0 is ignored (UltraVNC sends it)", () => {
-    expect(errorOf(fbu(rectHeader(0, 0, 65535, 65535, PseudoEncoding.DesktopSize))).code).toBe("BAD_FRAMEBUFFER_SIZE");
-    expect(errorOf(fbu(rectHeader(0, 0, 16384, 16384, PseudoEncoding.DesktopSize))).code).toBe("LIMIT_EXCEEDED");
+    expect(errorOf(fbu(rectHeader(0, 0, 65535, 65535, PseudoEncoding.DesktopSize))).code).toBe(
+      "BAD_FRAMEBUFFER_SIZE",
+    );
+    expect(errorOf(fbu(rectHeader(0, 0, 16384, 16384, PseudoEncoding.DesktopSize))).code).toBe(
+      "LIMIT_EXCEEDED",
+    );
     const got = parseAll([fbu(rectHeader(0, 0, 0, 0, PseudoEncoding.DesktopSize))]);
     expect(got[1]).toEqual({ type: "DesktopSize", width: 64, height: 48 });
   });
@@ -233,8 +241,12 @@ describe("table B: malicious server messages", () => {
     const eds = (w: number, h: number, body: string) =>
       fbu(rectHeader(0, 0, w, h, PseudoEncoding.ExtendedDesktopSize), hex(body));
     expect(errorOf(eds(100, 100, "ff 000000")).code).toBe("LIMIT_EXCEEDED");
-    expect(errorOf(eds(100, 100, "01 000000 00000000 0000 0000 0065 0064 00000000")).code).toBe("BAD_SCREEN_LAYOUT");
-    expect(errorOf(eds(100, 100, "01 000000 00000000 0000 0000 0000 0064 00000000")).code).toBe("BAD_SCREEN_LAYOUT");
+    expect(errorOf(eds(100, 100, "01 000000 00000000 0000 0000 0065 0064 00000000")).code).toBe(
+      "BAD_SCREEN_LAYOUT",
+    );
+    expect(errorOf(eds(100, 100, "01 000000 00000000 0000 0000 0000 0064 00000000")).code).toBe(
+      "BAD_SCREEN_LAYOUT",
+    );
     expect(errorOf(eds(20000, 100, "01 000000 00000000 0000 0000 0001 0001 00000000")).code).toBe(
       "BAD_FRAMEBUFFER_SIZE",
     );
