@@ -9,7 +9,7 @@ import { type CodecRegistry, defaultRegistry } from "../codec/registry.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { Encoding, PIXEL_FORMAT_LENGTH, PseudoEncoding, SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError } from "./errors.ts";
-import { DEFAULT_LIMITS, type RfbLimits } from "./limits.ts";
+import { type RfbLimits, limitsWith } from "./limits.ts";
 import { CANONICAL_FORMAT, type PixelFormat, readPixelFormat, validatePixelFormat } from "./pixel-format.ts";
 import { checkFramebufferSize } from "./pseudo.ts";
 import { type ServerMessage, ServerMessageReader } from "./server-messages.ts";
@@ -79,7 +79,7 @@ export class RfbClient {
 
   constructor(o: RfbClientOptions) {
     this.o = o;
-    this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.limits = limitsWith(o.limits);
     this.q = new ByteQueue(this.limits.maxPendingBytes);
     this.codecs = o.codecs ?? defaultRegistry;
   }

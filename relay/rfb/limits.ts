@@ -38,6 +38,15 @@ export const DEFAULT_LIMITS: Readonly<RfbLimits> = Object.freeze({
   handshakeTimeoutMs: 30_000,
 });
 
+/** Defaults with overrides applied; an override that is undefined keeps the default, a bad one throws. */
 export function limitsWith(overrides?: Partial<RfbLimits>): RfbLimits {
-  return { ...DEFAULT_LIMITS, ...overrides };
+  const out: RfbLimits = { ...DEFAULT_LIMITS };
+  for (const [k, v] of Object.entries(overrides ?? {}) as [keyof RfbLimits, number | undefined][]) {
+    if (v === undefined) continue;
+    if (!(k in DEFAULT_LIMITS)) throw new RangeError(`unknown limit ${k}`);
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new RangeError(`limit ${k} must be a non-negative integer, got ${v}`);
+    out[k] = v;
+  }
+  return out;
 }

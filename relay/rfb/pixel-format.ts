@@ -85,6 +85,9 @@ export function validatePixelFormat(pf: PixelFormat): void {
   const bad = (why: string): never => {
     throw new RfbError("BAD_PIXEL_FORMAT", why);
   };
+  for (const v of [pf.depth, pf.redMax, pf.greenMax, pf.blueMax, pf.redShift, pf.greenShift, pf.blueShift]) {
+    if (!Number.isInteger(v) || v < 0) bad(`field value ${v} is not a non-negative integer`);
+  }
   if (pf.bitsPerPixel !== 8 && pf.bitsPerPixel !== 16 && pf.bitsPerPixel !== 32) {
     bad(`bits-per-pixel ${pf.bitsPerPixel}`);
   }

@@ -7,7 +7,7 @@
 import { ByteQueue } from "./byte-queue.ts";
 import { SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError } from "./errors.ts";
-import { DEFAULT_LIMITS, type RfbLimits } from "./limits.ts";
+import { type RfbLimits, limitsWith } from "./limits.ts";
 import { type ClientMessage, ClientMessageReader } from "./client-messages.ts";
 import { CANONICAL_FORMAT, type PixelFormat } from "./pixel-format.ts";
 import { type Version, parseVersion, serverVersionFor } from "./version.ts";
@@ -65,7 +65,7 @@ export class RfbServerConnection {
 
   constructor(o: RfbServerOptions) {
     this.o = o;
-    this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.limits = limitsWith(o.limits);
     this.q = new ByteQueue(this.limits.maxPendingBytes, 4096);
     this.reader = new ClientMessageReader(this.limits);
     this.pixelFormat = o.pixelFormat ?? CANONICAL_FORMAT;

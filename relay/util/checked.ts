@@ -7,8 +7,9 @@ import { RfbError } from "../rfb/errors.ts";
 /** A non-negative safe integer, or a coded error. */
 export function checkedSize(n: number, cap: number, what: string): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new RfbError("SIZE_OVERFLOW", `${what}: ${n} is not a size`);
-  if (n > cap) throw new RfbError("LIMIT_EXCEEDED", `${what}: ${n} exceeds the limit ${cap}`);
-  return n;
+  // Fails closed: a cap that is NaN or undefined (a bad override) rejects everything.
+  if (!(n <= cap)) throw new RfbError("LIMIT_EXCEEDED", `${what}: ${n} exceeds the limit ${cap}`);
+  return n + 0; // normalises -0
 }
 
 /** a * b, checked against cap (and against 2^53 on the way). */

@@ -69,7 +69,7 @@ describe.skipIf(!ok)("our client → Xvnc", () => {
       } finally {
         await x.stop();
       }
-    });
+    }, 60_000);
   }
 
   test("a wrong password is refused with AUTH_FAILED, without a password with AUTH_REQUIRED", async () => {
@@ -82,5 +82,5 @@ describe.skipIf(!ok)("our client → Xvnc", () => {
     } finally {
       await x.stop();
     }
-  });
+  }, 60_000);
 });

@@ -40,7 +40,7 @@ describe.skipIf(!ok)("vncsnapshot → demo device", () => {
       if (!stats.ok) writePng(`test/artifacts/vncsnapshot-demo-${encodings.split(" ")[0]}.png`, snap);
       expect(describeStats(stats)).toBe(describeStats({ ...stats, ok: true }));
       expect(stats.ok).toBe(true);
-    });
+    }, 60_000);
   }
 
   test("a wrong password gets no picture, and the device serves the next viewer", async () => {
@@ -49,5 +49,5 @@ describe.skipIf(!ok)("vncsnapshot → demo device", () => {
     await expect(vncsnapshot(d.port, { password: "wrong-pw", timeoutMs: 8000 })).rejects.toThrow();
     const snap = await vncsnapshot(d.port, { password: "right-pw" });
     expect(compareImages(snap, demoImage(d), VNCSNAPSHOT_TOLERANCE).ok).toBe(true);
-  });
+  }, 60_000);
 });

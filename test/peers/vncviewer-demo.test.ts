@@ -76,5 +76,5 @@ describe.skipIf(!ok)("TigerVNC vncviewer → demo device", () => {
     expect(describeStats(last), viewer.stderr()).toBe(describeStats({ ...last, ok: true }));
     expect(d.viewers).toBe(1);
     await viewer.kill();
-  });
+  }, 60_000);
 });
