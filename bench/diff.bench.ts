@@ -1,0 +1,134 @@
+// Frame diff: the TS twin (relay/codec/diff.ts) against the WASM release core, measured in the same run
+// (STYLE.md "Benchmarks"). Sections by size: an unchanged 1080p pair (the worst case: every byte compared),
+// 1080p with 10 scattered one-pixel changes, one 64×64 block. WASM is measured twice: with the frames
+// already in its memory (the relay's path: the session framebuffer lives there) and through the adapter
+// copying both frames in. Prints the median ms per frame, GB/s over both frames, and the TS/WASM speed-up.
+// Run: npm run bench -- diff   (or: bun bench/run.ts diff)
+
+import { Bench } from "tinybench";
+import { type FrameDiffer, TsFrameDiffer } from "../relay/codec/diff.ts";
+import { createWasmDiffer } from "../relay/codec/wasm-diff.ts";
+
+interface Section {
+  name: string;
+  width: number;
+  height: number;
+  /** One-pixel changes, spread over the frame. */
+  changes: number;
+}
+
+const SECTIONS: Section[] = [
+  { name: "1920×1080 unchanged", width: 1920, height: 1080, changes: 0 },
+  { name: "1920×1080, 10 one-pixel changes", width: 1920, height: 1080, changes: 10 },
+  { name: "64×64 block unchanged", width: 64, height: 64, changes: 0 },
+];
+
+/** Desktop-like content is irrelevant to a compare; deterministic noise keeps every byte distinct-ish. */
+function noiseFrame(width: number, height: number): Uint8Array {
+  const out = new Uint8Array(width * height * 4);
+  let s = 0x9e3779b9 | 0;
+  for (let i = 0; i < out.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
+
+interface Row {
+  section: string;
+  task: string;
+  medianMs: number;
+  meanMs: number;
+  rme: number;
+  gbPerS: number;
+}
+
+let sink = 0;
+
+async function runSection(section: Section): Promise<Row[]> {
+  const { width, height } = section;
+  const a = noiseFrame(width, height);
+  const b = a.slice();
+  for (let k = 0; k < section.changes; k++) {
+    // Scattered on a coarse diagonal lattice: 10 different blocks, none on a block edge.
+    const x = Math.floor(((k * 7 + 3) % 10) * (width / 10) + 17) % width;
+    const y = Math.floor((k + 0.5) * (height / section.changes)) % height;
+    const i = (y * width + x) * 4;
+    b[i] = b[i]! ^ 0xff;
+  }
+  const ts = new TsFrameDiffer();
+  const wasm = await createWasmDiffer("release");
+  const resident = wasm.frames();
+  resident.a.set(a);
+  resident.b.set(b);
+
+  // Both must agree before anything is timed, or the figures compare different work.
+  const expected = ts.diffBlocks(a, b, width, height).changed;
+  const check = (d: FrameDiffer, fa: Uint8Array, fb: Uint8Array): void => {
+    const got = d.diffBlocks(fa, fb, width, height).changed;
+    if (got !== expected || got !== section.changes) {
+      throw new Error(`${section.name}: ${d.name} found ${got} changed blocks, ts ${expected}`);
+    }
+  };
+  check(wasm, resident.a, resident.b);
+  check(wasm, a, b);
+
+  const bench = new Bench({ name: section.name, time: 1500, warmup: true, warmupTime: 300, throws: true });
+  bench
+    .add("ts diffBlocks", () => {
+      sink += ts.diffBlocks(a, b, width, height).changed;
+    })
+    .add("wasm diffBlocks (frames in WASM memory)", () => {
+      sink += wasm.diffBlocks(resident.a, resident.b, width, height).changed;
+    })
+    .add("wasm diffBlocks (adapter copies both frames in)", () => {
+      sink += wasm.diffBlocks(a, b, width, height).changed;
+    });
+  if (section.changes > 0) {
+    bench
+      .add("ts diffRects", () => {
+        sink += ts.diffRects(a, b, width, height).length;
+      })
+      .add("wasm diffRects (frames in WASM memory)", () => {
+        sink += wasm.diffRects(resident.a, resident.b, width, height).length;
+      });
+  }
+  await bench.run();
+
+  const bytes = 2 * width * height * 4;
+  return bench.tasks.map((task) => {
+    const result = task.result;
+    if (result.state !== "completed") throw new Error(`${section.name} / ${task.name}: ${result.state}`);
+    const medianMs = result.latency.p50;
+    return {
+      section: section.name,
+      task: task.name,
+      medianMs,
+      meanMs: result.latency.mean,
+      rme: result.latency.rme,
+      gbPerS: bytes / (medianMs / 1000) / 1e9,
+    };
+  });
+}
+
+function ms(v: number): string {
+  return v >= 0.1 ? v.toFixed(3) : v.toFixed(5);
+}
+
+const rows: Row[] = [];
+for (const section of SECTIONS) rows.push(...(await runSection(section)));
+
+console.log("| section | implementation | median ms | mean ms (±rme) | GB/s | TS/WASM speed-up |");
+console.log("|---|---|---:|---:|---:|---:|");
+for (const row of rows) {
+  // The speed-up is against the TS row of the same section and operation (diffBlocks or diffRects).
+  const op = row.task.includes("diffRects") ? "diffRects" : "diffBlocks";
+  const base = rows.find((r) => r.section === row.section && r.task === `ts ${op}`)!;
+  const ratio = row.task.startsWith("ts") ? "1×" : `${(base.medianMs / row.medianMs).toFixed(2)}×`;
+  console.log(
+    `| ${row.section} | ${row.task} | ${ms(row.medianMs)} | ${ms(row.meanMs)} (±${row.rme.toFixed(1)}%) | ${row.gbPerS.toFixed(1)} | ${ratio} |`,
+  );
+}
+if (sink < 0) console.log(sink); // keeps the results observable
