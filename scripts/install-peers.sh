@@ -16,6 +16,7 @@ PEER_PACKAGES=(
   x11-xserver-utils:xsetroot
   xterm:xterm
   imagemagick:import
+  openssl:openssl
 )
 # Left out for now; the issues that add tests needing them move them up into PEER_PACKAGES:
 # LATER_PEER_PACKAGES=(chromium:chromium redis-server:redis-server websockify:websockify)

@@ -29,40 +29,13 @@ import {
   loadCorpusSummary,
   loadExpectedFinal,
 } from "../helpers/corpus.ts";
+import { BGR233, BGRX, RGB565_BE, RGB565_LE } from "../helpers/formats.ts";
 
 // ---- pixel formats a viewer may set ----
 
 const CANONICAL: PixelFormat = { ...CANONICAL_FORMAT };
-/** 32 bpp little-endian, bytes B,G,R,X (Xvnc's native format in the corpus). */
-const BGRX: PixelFormat = { ...CANONICAL_FORMAT, redShift: 16, blueShift: 0 };
 /** 32 bpp big-endian, bytes X,B,G,R: canonical values, other byte order. */
 const XBGR_BE: PixelFormat = { ...CANONICAL_FORMAT, bigEndian: true };
-const RGB565_LE: PixelFormat = {
-  bitsPerPixel: 16,
-  depth: 16,
-  bigEndian: false,
-  trueColour: true,
-  redMax: 31,
-  greenMax: 63,
-  blueMax: 31,
-  redShift: 11,
-  greenShift: 5,
-  blueShift: 0,
-};
-const RGB565_BE: PixelFormat = { ...RGB565_LE, bigEndian: true };
-/** TigerVNC's 8-bit "very low colour" format: bbgggrrr. */
-const BGR233: PixelFormat = {
-  bitsPerPixel: 8,
-  depth: 8,
-  bigEndian: false,
-  trueColour: true,
-  redMax: 7,
-  greenMax: 7,
-  blueMax: 3,
-  redShift: 0,
-  greenShift: 3,
-  blueShift: 6,
-};
 
 const FORMATS: ReadonlyArray<[string, PixelFormat]> = [
   ["canonical", CANONICAL],

@@ -4,7 +4,6 @@
 
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { RfbError } from "../../relay/rfb/errors.ts";
 import {
   convertPixels,
   fromCanonical,
@@ -26,6 +25,7 @@ import {
   validatePixelFormat,
   writePixel,
 } from "../../relay/rfb/pixel-format.ts";
+import { codeOf } from "../helpers/errors.ts";
 
 function pf(
   bitsPerPixel: number,
@@ -66,15 +66,6 @@ const R16G8B8 = pf(32, 32, true, [65535, 255, 255], [16, 8, 0]);
 const COLOUR_MAPPED: PixelFormat = { ...pf(8, 8, false, [0, 0, 0], [0, 0, 0]), trueColour: false };
 
 const NAMED = [CANONICAL, BGRX, XRGB_BE, RGB565_LE, RGB565_BE, RGB555_BE, BGR233, RGB222, RGB101010, R16G8B8];
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof RfbError ? e.code : `not an RfbError: ${e}`;
-  }
-  return undefined;
-}
 
 /** Converts with a fresh (uncached) translator and returns the destination bytes. */
 function run(

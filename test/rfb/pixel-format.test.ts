@@ -3,7 +3,6 @@
 
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { RfbError } from "../../relay/rfb/errors.ts";
 import {
   bytesPerPixel,
   CANONICAL_FORMAT,
@@ -18,42 +17,10 @@ import {
   writePixel,
   writePixelFormat,
 } from "../../relay/rfb/pixel-format.ts";
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof RfbError ? e.code : `not an RfbError: ${e}`;
-  }
-  return undefined;
-}
+import { codeOf } from "../helpers/errors.ts";
+import { BGR233, BGRX, RGB565_LE as RGB565 } from "../helpers/formats.ts";
 
 const CANONICAL: PixelFormat = { ...CANONICAL_FORMAT };
-const BGRX: PixelFormat = { ...CANONICAL, redShift: 16, blueShift: 0 };
-const RGB565: PixelFormat = {
-  bitsPerPixel: 16,
-  depth: 16,
-  bigEndian: false,
-  trueColour: true,
-  redMax: 31,
-  greenMax: 63,
-  blueMax: 31,
-  redShift: 11,
-  greenShift: 5,
-  blueShift: 0,
-};
-const BGR233: PixelFormat = {
-  bitsPerPixel: 8,
-  depth: 8,
-  bigEndian: false,
-  trueColour: true,
-  redMax: 7,
-  greenMax: 7,
-  blueMax: 3,
-  redShift: 0,
-  greenShift: 3,
-  blueShift: 6,
-};
 const COLOUR_MAPPED: PixelFormat = {
   bitsPerPixel: 8,
   depth: 8,

@@ -9,7 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { desEcbEncrypt } from "../../relay/rfb/des.ts";
-import { RfbError } from "../../relay/rfb/errors.ts";
 import {
   randomChallenge,
   readVncPasswordFile,
@@ -19,6 +18,7 @@ import {
   vncPasswordBytes,
   writeVncPasswordFile,
 } from "../../relay/rfb/vnc-auth.ts";
+import { codeOf } from "../helpers/errors.ts";
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
@@ -27,15 +27,6 @@ const reverseBits = (b: number): number =>
   Number.parseInt(b.toString(2).padStart(8, "0").split("").reverse().join(""), 2);
 
 const CHALLENGE = hex("00112233445566778899aabbccddeeff");
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof RfbError ? e.code : `not an RfbError: ${e}`;
-  }
-  return undefined;
-}
 
 describe("password to key", () => {
   test("short passwords are zero-padded to 8 bytes", () => {

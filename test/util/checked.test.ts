@@ -7,20 +7,12 @@ import fc from "fast-check";
 import { RfbError } from "../../relay/rfb/errors.ts";
 import { DEFAULT_LIMITS, limitsWith } from "../../relay/rfb/limits.ts";
 import { checkedAdd, checkedMul, checkedPixels, checkedSize } from "../../relay/util/checked.ts";
+import { codeOf } from "../helpers/errors.ts";
 
 const MAX = Number.MAX_SAFE_INTEGER; // 2^53 − 1
 const P31 = 2 ** 31;
 const P32 = 2 ** 32;
 const P53 = 2 ** 53;
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof RfbError ? e.code : `not an RfbError: ${e}`;
-  }
-  return undefined;
-}
 
 const NOT_SIZES = [-1, -P53, 0.5, 1.5, P31 + 0.5, P53, 2 ** 60, Number.NaN, Infinity, -Infinity];
 

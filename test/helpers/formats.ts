@@ -1,0 +1,46 @@
+// Pixel formats the tests use again and again (the ones real viewers ask for, and the odd ones).
+
+import type { PixelFormat } from "../../relay/rfb/pixel-format.ts";
+
+/** TigerVNC vncviewer's default: 32 bpp little-endian, bytes B,G,R,X. */
+export const BGRX: PixelFormat = {
+  bitsPerPixel: 32,
+  depth: 24,
+  bigEndian: false,
+  trueColour: true,
+  redMax: 255,
+  greenMax: 255,
+  blueMax: 255,
+  redShift: 16,
+  greenShift: 8,
+  blueShift: 0,
+};
+
+export const RGB565_LE: PixelFormat = {
+  bitsPerPixel: 16,
+  depth: 16,
+  bigEndian: false,
+  trueColour: true,
+  redMax: 31,
+  greenMax: 63,
+  blueMax: 31,
+  redShift: 11,
+  greenShift: 5,
+  blueShift: 0,
+};
+
+export const RGB565_BE: PixelFormat = { ...RGB565_LE, bigEndian: true };
+
+/** TigerVNC's 8-bit "very low colour" format: bbgggrrr. */
+export const BGR233: PixelFormat = {
+  bitsPerPixel: 8,
+  depth: 8,
+  bigEndian: false,
+  trueColour: true,
+  redMax: 7,
+  greenMax: 7,
+  blueMax: 3,
+  redShift: 0,
+  greenShift: 3,
+  blueShift: 6,
+};
