@@ -33,6 +33,7 @@ describe("demo device", () => {
     ["Hextile + CopyRect, canonical", [Encoding.Hextile, Encoding.CopyRect, Encoding.Raw], CANONICAL_FORMAT],
     ["Hextile + CopyRect, BGRX (TigerVNC's format)", [Encoding.CopyRect, Encoding.Hextile], BGRX],
     ["Raw only", [Encoding.Raw], CANONICAL_FORMAT],
+    ["Raw only, BGRX (translated both ways)", [Encoding.Raw], BGRX],
   ] as const) {
     test(`${label}: full then 40 incremental updates stay pixel-exact while the screen changes`, async () => {
       const d = await demo();
