@@ -12,7 +12,8 @@ import { Encoding, SecurityType } from "../rfb/constants.ts";
 import { RfbError, toRfbError } from "../rfb/errors.ts";
 import { RfbServerConnection } from "../rfb/server.ts";
 import { type TcpLink, listenTcp } from "../rfb/tcp.ts";
-import { concat, framebufferUpdateHeader, rectHeader } from "../rfb/writer.ts";
+import { framebufferUpdateHeader, rectHeader } from "../rfb/writer.ts";
+import { concat } from "../util/bytes.ts";
 import { log } from "../util/log.ts";
 import { type DemoChange, DemoDesktop } from "./desktop.ts";
 

@@ -9,8 +9,10 @@ export class ByteQueue {
   private dv: DataView;
   private head = 0;
   private tail = 0;
-  /** Total bytes ever consumed; parsers use it for offsets in diagnostics. */
+  /** Total bytes ever consumed (discarded ones included); parsers use it for offsets in diagnostics. */
   consumed = 0;
+  /** Bytes still to drop as they arrive (discard() past what was buffered). */
+  private discarding = 0;
 
   constructor(
     /** Most bytes that may wait here unparsed; more is a LIMIT_EXCEEDED error. */
@@ -28,6 +30,12 @@ export class ByteQueue {
 
   /** Appends a chunk (copied; the caller may reuse it). */
   push(chunk: Uint8Array): void {
+    if (this.discarding > 0) {
+      const d = Math.min(this.discarding, chunk.byteLength);
+      chunk = chunk.subarray(d);
+      this.discarding -= d;
+      this.consumed += d;
+    }
     const n = chunk.byteLength;
     if (n === 0) return;
     const pending = this.tail - this.head;
@@ -88,6 +96,16 @@ export class ByteQueue {
     const out = this.buf.slice(this.head, this.head + n);
     this.skip(n);
     return out;
+  }
+
+  /**
+   * Consumes n bytes that may not have arrived yet: what is buffered now goes at once, the rest is dropped
+   * from later pushes without ever being stored (oversized cut text, TigerVNC skips it the same way).
+   */
+  discard(n: number): void {
+    const now = Math.min(n, this.tail - this.head);
+    this.skip(now);
+    this.discarding = n - now;
   }
 
   /** Consumes n bytes without copying them. */

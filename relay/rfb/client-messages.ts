@@ -7,6 +7,7 @@ import type { ByteQueue } from "./byte-queue.ts";
 import { ClientMsg, PIXEL_FORMAT_LENGTH, SCREEN_LENGTH } from "./constants.ts";
 import { RfbError } from "./errors.ts";
 import type { RfbLimits } from "./limits.ts";
+import { readCutText, readFence } from "./shared-messages.ts";
 import { type PixelFormat, readPixelFormat, validatePixelFormat } from "./pixel-format.ts";
 import { type Screen, checkFramebufferSize, readScreens } from "./pseudo.ts";
 
@@ -25,17 +26,9 @@ export type ClientMessage =
   | { type: "QemuKeyEvent"; down: boolean; keysym: number; keycode: number };
 
 export class ClientMessageReader {
-  private skipping = 0;
-
   constructor(private readonly limits: RfbLimits) {}
 
   next(q: ByteQueue): ClientMessage | null {
-    if (this.skipping > 0) {
-      const n = Math.min(this.skipping, q.length);
-      q.skip(n);
-      this.skipping -= n;
-      if (this.skipping > 0) return null;
-    }
     if (!q.has(1)) return null;
     const type = q.u8(0);
     switch (type) {
@@ -87,21 +80,8 @@ export class ClientMessageReader {
         return m;
       }
       case ClientMsg.ClientCutText: {
-        if (!q.has(8)) return null;
-        const len = q.u32(4);
-        if (len >= 0x80000000) throw new RfbError("BAD_MESSAGE", "extended clipboard was not negotiated");
-        if (len > this.limits.maxCutText) {
-          // TigerVNC skips oversized cut text rather than closing: the session goes on, the text is dropped.
-          q.skip(8);
-          this.skipping = len;
-          const n = Math.min(len, q.length);
-          q.skip(n);
-          this.skipping -= n;
-          return { type: "ClientCutText", text: null, length: len };
-        }
-        if (!q.has(8 + len)) return null;
-        q.skip(8);
-        return { type: "ClientCutText", text: q.take(len), length: len };
+        const m = readCutText(q, this.limits.maxCutText);
+        return m && { type: "ClientCutText", ...m };
       }
       case ClientMsg.EnableContinuousUpdates: {
         if (!q.has(10)) return null;
@@ -117,13 +97,8 @@ export class ClientMessageReader {
         return m;
       }
       case ClientMsg.ClientFence: {
-        if (!q.has(9)) return null;
-        const len = q.u8(8);
-        if (len > this.limits.maxFence) throw new RfbError("LIMIT_EXCEEDED", `fence payload of ${len} bytes`);
-        if (!q.has(9 + len)) return null;
-        const flags = q.u32(4);
-        q.skip(9);
-        return { type: "ClientFence", flags, payload: q.take(len) };
+        const m = readFence(q, this.limits.maxFence);
+        return m && { type: "ClientFence", ...m };
       }
       case ClientMsg.SetDesktopSize: {
         if (!q.has(8)) return null;

@@ -10,6 +10,7 @@ import type { ByteQueue } from "./byte-queue.ts";
 import { Encoding, LAST_RECT_COUNT, PseudoEncoding, RECT_HEADER_LENGTH, ServerMsg } from "./constants.ts";
 import { RfbError } from "./errors.ts";
 import type { RfbLimits } from "./limits.ts";
+import { readCutText, readFence } from "./shared-messages.ts";
 import type { PixelFormat } from "./pixel-format.ts";
 import { FRAMED_PSEUDO, type Screen, checkFramebufferSize, measurePseudo, readScreens } from "./pseudo.ts";
 
@@ -65,7 +66,6 @@ export class ServerMessageReader {
   private rectsLeft = -1;
   private rectFramer: { rect: Rect; framer: RectFramer | null } | null = null;
   /** Bytes of an oversized cut text still to discard. */
-  private skipping = 0;
 
   constructor(o: ServerReaderOptions) {
     this.limits = o.limits;
@@ -82,12 +82,6 @@ export class ServerMessageReader {
   }
 
   next(q: ByteQueue): ServerMessage | null {
-    if (this.skipping > 0) {
-      const n = Math.min(this.skipping, q.length);
-      q.skip(n);
-      this.skipping -= n;
-      if (this.skipping > 0) return null;
-    }
     if (this.rectsLeft >= 0) return this.nextRect(q);
     if (!q.has(1)) return null;
     const type = q.u8(0);
@@ -120,35 +114,15 @@ export class ServerMessageReader {
         q.skip(1);
         return { type: "Bell" };
       case ServerMsg.ServerCutText: {
-        if (!q.has(8)) return null;
-        const len = q.u32(4);
-        if (len >= 0x80000000) {
-          // A negative S32 is the Extended Clipboard form, which we never announce support for.
-          throw new RfbError("BAD_MESSAGE", "extended clipboard was not negotiated");
-        }
-        if (len > this.limits.maxCutText) {
-          q.skip(8);
-          this.skipping = len;
-          const n = Math.min(this.skipping, q.length);
-          q.skip(n);
-          this.skipping -= n;
-          return { type: "ServerCutText", text: null, length: len };
-        }
-        if (!q.has(8 + len)) return null;
-        q.skip(8);
-        return { type: "ServerCutText", text: q.take(len), length: len };
+        const m = readCutText(q, this.limits.maxCutText);
+        return m && { type: "ServerCutText", ...m };
       }
       case ServerMsg.EndOfContinuousUpdates:
         q.skip(1);
         return { type: "EndOfContinuousUpdates" };
       case ServerMsg.ServerFence: {
-        if (!q.has(9)) return null;
-        const len = q.u8(8);
-        if (len > this.limits.maxFence) throw new RfbError("LIMIT_EXCEEDED", `fence payload of ${len} bytes`);
-        if (!q.has(9 + len)) return null;
-        const flags = q.u32(4);
-        q.skip(9);
-        return { type: "ServerFence", flags, payload: q.take(len) };
+        const m = readFence(q, this.limits.maxFence);
+        return m && { type: "ServerFence", ...m };
       }
       default:
         throw new RfbError("UNKNOWN_MESSAGE", `server message type ${type}`);

@@ -13,7 +13,6 @@ import { CANONICAL_FORMAT, type PixelFormat } from "./pixel-format.ts";
 import { type Version, parseVersion, serverVersionFor } from "./version.ts";
 import { randomChallenge, verifyVncAuthResponse } from "./vnc-auth.ts";
 import {
-  securityFailureMsg,
   securityResultMsg,
   securityType33Msg,
   securityTypesMsg,
@@ -187,11 +186,5 @@ export class RfbServerConnection {
       if (this.version.minor >= 8) this.o.send(securityResultMsg(true, 8));
       this.state = "init";
     }
-  }
-
-  /** Refuses the connection during security negotiation with a reason (e.g. too many failures). */
-  refuse(reason: string): void {
-    this.o.send(securityFailureMsg(this.version.minor, reason));
-    this.state = "failed";
   }
 }

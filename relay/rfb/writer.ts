@@ -75,13 +75,6 @@ export function securityType33Msg(type: number): Uint8Array {
   return new Out(4).u32(type).buf;
 }
 
-/** Failure during security negotiation: 3.7+ count 0 (3.3: type 0), then U32 length and reason. */
-export function securityFailureMsg(minor: number, reason: string): Uint8Array {
-  const r = latin1(reason);
-  const o = minor >= 7 ? new Out(1 + 4 + r.length).u8(0) : new Out(4 + 4 + r.length).u32(0);
-  return o.u32(r.length).bytes(r).buf;
-}
-
 export function securityResultMsg(ok: boolean, minor: number, reason = ""): Uint8Array {
   if (ok || minor < 8) return new Out(4).u32(ok ? 0 : 1).buf;
   const r = latin1(reason);
@@ -142,18 +135,23 @@ export function pointerEventMsg(buttonMask: number, x: number, y: number): Uint8
   return new Out(6).u8(ClientMsg.PointerEvent).u8(buttonMask).u16(x).u16(y).buf;
 }
 
-export function clientCutTextMsg(text: string): Uint8Array {
+/** Cut text has the same layout both ways: type, 3 padding, U32 length, Latin-1 text. */
+function cutTextMsg(type: number, text: string): Uint8Array {
   const t = latin1(text);
-  return new Out(8 + t.length).u8(ClientMsg.ClientCutText).pad(3).u32(t.length).bytes(t).buf;
+  return new Out(8 + t.length).u8(type).pad(3).u32(t.length).bytes(t).buf;
+}
+
+/** Fences have the same layout both ways: type, 3 padding, U32 flags, U8 length, payload. */
+function fenceMsg(type: number, flags: number, payload: Uint8Array): Uint8Array {
+  return new Out(9 + payload.length).u8(type).pad(3).u32(flags).u8(payload.length).bytes(payload).buf;
+}
+
+export function clientCutTextMsg(text: string): Uint8Array {
+  return cutTextMsg(ClientMsg.ClientCutText, text);
 }
 
 export function clientFenceMsg(flags: number, payload: Uint8Array): Uint8Array {
-  return new Out(9 + payload.length)
-    .u8(ClientMsg.ClientFence)
-    .pad(3)
-    .u32(flags)
-    .u8(payload.length)
-    .bytes(payload).buf;
+  return fenceMsg(ClientMsg.ClientFence, flags, payload);
 }
 
 export function enableContinuousUpdatesMsg(enable: boolean, x: number, y: number, w: number, h: number) {
@@ -195,17 +193,11 @@ export function bellMsg(): Uint8Array {
 }
 
 export function serverCutTextMsg(text: string): Uint8Array {
-  const t = latin1(text);
-  return new Out(8 + t.length).u8(ServerMsg.ServerCutText).pad(3).u32(t.length).bytes(t).buf;
+  return cutTextMsg(ServerMsg.ServerCutText, text);
 }
 
 export function serverFenceMsg(flags: number, payload: Uint8Array): Uint8Array {
-  return new Out(9 + payload.length)
-    .u8(ServerMsg.ServerFence)
-    .pad(3)
-    .u32(flags)
-    .u8(payload.length)
-    .bytes(payload).buf;
+  return fenceMsg(ServerMsg.ServerFence, flags, payload);
 }
 
 export function endOfContinuousUpdatesMsg(): Uint8Array {
@@ -216,17 +208,4 @@ export function endOfContinuousUpdatesMsg(): Uint8Array {
 export function desktopNameBody(name: string): Uint8Array {
   const n = new TextEncoder().encode(name);
   return new Out(4 + n.length).u32(n.length).bytes(n).buf;
-}
-
-/** Concatenates message parts into one buffer (one transport write per update). */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
 }

@@ -4,6 +4,8 @@
 // length against the bytes it has, so a truncated or hostile certificate is an error, never a wrong slice.
 
 /** Universal tags used here (X.680 §8.4, Table 1). */
+import { concat } from "./bytes.ts";
+
 export const TAG = {
   BOOLEAN: 0x01,
   INTEGER: 0x02,
@@ -25,18 +27,6 @@ const CONSTRUCTED = 0x20;
 
 export class DerError extends Error {
   override name = "DerError";
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 /** Definite-length octets (X.690 §8.1.3): short form below 128, else 0x80|n followed by n big-endian bytes. */

@@ -131,6 +131,19 @@ describe("table C: malicious client messages", () => {
     expect(q.capacity).toBeLessThanOrEqual(64 * 1024);
   });
 
+  test("oversized cut text then a key: the same two messages at every split point (deferred discard)", () => {
+    const len = DEFAULT_LIMITS.maxCutText + 3;
+    const header = hex(`06 000000 ${len.toString(16).padStart(8, "0")}`);
+    const input = cat(header, new Uint8Array(len).fill(0x42), keyEventMsg(true, 0x62));
+    for (const at of [1, 7, 8, 9, 100, len, len + 7, len + 8, len + 9, input.length - 1]) {
+      const got = parseAll([input.subarray(0, at), input.subarray(at)], 1 << 20);
+      expect(got).toEqual([
+        { type: "ClientCutText", text: null, length: len },
+        { type: "KeyEvent", down: true, keysym: 0x62 },
+      ]);
+    }
+  });
+
   test("an insane SetPixelFormat is refused (CVE-2019-15695 class)", () => {
     expect(errorOf(hex("00 000000 18 18 00 01 00ff 00ff 00ff 10 08 00 000000")).code).toBe(
       "BAD_PIXEL_FORMAT",
