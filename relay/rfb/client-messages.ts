@@ -55,17 +55,8 @@ export class ClientMessageReader {
         return { type: "SetEncodings", encodings: [...seen] };
       }
       case ClientMsg.FramebufferUpdateRequest: {
-        if (!q.has(10)) return null;
-        const m = {
-          type: "FramebufferUpdateRequest" as const,
-          incremental: q.u8(1) !== 0,
-          x: q.u16(2),
-          y: q.u16(4),
-          w: q.u16(6),
-          h: q.u16(8),
-        };
-        q.skip(10);
-        return m;
+        const r = readFlaggedRect(q);
+        return r && { type: "FramebufferUpdateRequest", incremental: r.flag, x: r.x, y: r.y, w: r.w, h: r.h };
       }
       case ClientMsg.KeyEvent: {
         if (!q.has(8)) return null;
@@ -84,17 +75,8 @@ export class ClientMessageReader {
         return m && { type: "ClientCutText", ...m };
       }
       case ClientMsg.EnableContinuousUpdates: {
-        if (!q.has(10)) return null;
-        const m = {
-          type: "EnableContinuousUpdates" as const,
-          enable: q.u8(1) !== 0,
-          x: q.u16(2),
-          y: q.u16(4),
-          w: q.u16(6),
-          h: q.u16(8),
-        };
-        q.skip(10);
-        return m;
+        const r = readFlaggedRect(q);
+        return r && { type: "EnableContinuousUpdates", enable: r.flag, x: r.x, y: r.y, w: r.w, h: r.h };
       }
       case ClientMsg.ClientFence: {
         const m = readFence(q, this.limits.maxFence);
@@ -133,4 +115,12 @@ export class ClientMessageReader {
         throw new RfbError("UNKNOWN_MESSAGE", `client message type ${type}`);
     }
   }
+}
+
+/** FramebufferUpdateRequest and EnableContinuousUpdates share a layout: type, U8 flag, U16 x, y, w, h. */
+function readFlaggedRect(q: ByteQueue): { flag: boolean; x: number; y: number; w: number; h: number } | null {
+  if (!q.has(10)) return null;
+  const r = { flag: q.u8(1) !== 0, x: q.u16(2), y: q.u16(4), w: q.u16(6), h: q.u16(8) };
+  q.skip(10);
+  return r;
 }

@@ -51,7 +51,7 @@ export interface ServerInfo {
   name: string;
 }
 
-type State = "version" | "security" | "challenge" | "result" | "reason" | "init" | "ready" | "failed";
+type State = "version" | "security" | "challenge" | "result" | "init" | "ready" | "failed";
 
 export const DEFAULT_CLIENT_ENCODINGS: readonly number[] = [
   Encoding.CopyRect,
@@ -143,16 +143,11 @@ export class RfbClient {
           return true;
         }
         if (this.version.minor >= 8) {
-          this.state = "reason";
-          q.skip(4);
-          return true;
+          const reason = this.reasonAt(4);
+          if (reason === null) return false;
+          throw new RfbError("AUTH_FAILED", `server said: ${reason}`);
         }
         throw new RfbError("AUTH_FAILED", `SecurityResult ${result}`);
-      }
-      case "reason": {
-        const reason = this.readReason();
-        if (reason === null) return false;
-        throw new RfbError("AUTH_FAILED", `server said: ${reason}`);
       }
       case "init":
         return this.serverInit();
@@ -163,14 +158,17 @@ export class RfbClient {
     }
   }
 
-  /** U32 length + text, capped at maxString before anything is buffered (CVE-2018-20019 class). */
-  private readReason(): string | null {
+  /**
+   * A failure reason: U32 length + text at offset `off`, the length capped at maxString before anything
+   * is buffered (CVE-2018-20019 class). Consumes everything up to the reason's end once it is all there.
+   */
+  private reasonAt(off: number): string | null {
     const q = this.q;
-    if (!q.has(4)) return null;
-    const len = q.u32(0);
+    if (!q.has(off + 4)) return null;
+    const len = q.u32(off);
     if (len > this.limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
-    if (!q.has(4 + len)) return null;
-    q.skip(4);
+    if (!q.has(off + 4 + len)) return null;
+    q.skip(off + 4);
     return printable(q.take(len));
   }
 
@@ -181,13 +179,9 @@ export class RfbClient {
       if (!q.has(1)) return false;
       const n = q.u8(0);
       if (n === 0) {
-        if (!q.has(5)) return false;
-        const len = q.u32(1);
-        if (len > this.limits.maxString)
-          throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
-        if (!q.has(5 + len)) return false;
-        q.skip(5);
-        throw new RfbError("SECURITY_REFUSED", `server said: ${printable(q.take(len))}`);
+        const reason = this.reasonAt(1);
+        if (reason === null) return false;
+        throw new RfbError("SECURITY_REFUSED", `server said: ${reason}`);
       }
       if (!q.has(1 + n)) return false;
       const offered = [...q.peek(1, n)];
@@ -207,13 +201,9 @@ export class RfbClient {
       if (!q.has(4)) return false;
       chosen = q.u32(0);
       if (chosen === SecurityType.Invalid) {
-        if (!q.has(8)) return false;
-        const len = q.u32(4);
-        if (len > this.limits.maxString)
-          throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
-        if (!q.has(8 + len)) return false;
-        q.skip(8);
-        throw new RfbError("SECURITY_REFUSED", `server said: ${printable(q.take(len))}`);
+        const reason = this.reasonAt(4);
+        if (reason === null) return false;
+        throw new RfbError("SECURITY_REFUSED", `server said: ${reason}`);
       }
       q.skip(4);
       if (chosen !== SecurityType.None && chosen !== SecurityType.VncAuth) {

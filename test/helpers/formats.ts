@@ -1,20 +1,9 @@
 // Pixel formats the tests use again and again (the ones real viewers ask for, and the odd ones).
 
-import type { PixelFormat } from "../../relay/rfb/pixel-format.ts";
+import { CANONICAL_FORMAT, type PixelFormat } from "../../relay/rfb/pixel-format.ts";
 
 /** TigerVNC vncviewer's default: 32 bpp little-endian, bytes B,G,R,X. */
-export const BGRX: PixelFormat = {
-  bitsPerPixel: 32,
-  depth: 24,
-  bigEndian: false,
-  trueColour: true,
-  redMax: 255,
-  greenMax: 255,
-  blueMax: 255,
-  redShift: 16,
-  greenShift: 8,
-  blueShift: 0,
-};
+export const BGRX: PixelFormat = { ...CANONICAL_FORMAT, redShift: 16, blueShift: 0 };
 
 export const RGB565_LE: PixelFormat = {
   bitsPerPixel: 16,
