@@ -19,31 +19,12 @@ import {
   setPixelFormatMsg,
 } from "../../relay/rfb/writer.ts";
 import { cat, hex, splits } from "../helpers/bytes.ts";
+import { errorOfWith, parseAllWith } from "../helpers/parse.ts";
 
-function parseAll(chunks: Uint8Array[], maxPending = 1 << 20): ClientMessage[] {
-  const q = new ByteQueue(maxPending, 16);
-  const r = new ClientMessageReader(DEFAULT_LIMITS);
-  const out: ClientMessage[] = [];
-  for (const c of chunks) {
-    q.push(c);
-    for (let m = r.next(q); m !== null; m = r.next(q)) out.push(m);
-  }
-  expect(q.length).toBe(0);
-  return out;
-}
+const parseAll = (chunks: Uint8Array[], maxPending = 1 << 20): ClientMessage[] =>
+  parseAllWith(new ClientMessageReader(DEFAULT_LIMITS), chunks, maxPending);
 
-function errorOf(bytes: Uint8Array): { code: string; capacity: number } {
-  const q = new ByteQueue(DEFAULT_LIMITS.maxPendingBytes, 64);
-  const r = new ClientMessageReader(DEFAULT_LIMITS);
-  q.push(bytes);
-  try {
-    while (r.next(q) !== null) {}
-  } catch (e) {
-    if (e instanceof RfbError) return { code: e.code, capacity: q.capacity };
-    throw e;
-  }
-  return { code: "", capacity: q.capacity };
-}
+const errorOf = (bytes: Uint8Array) => errorOfWith(new ClientMessageReader(DEFAULT_LIMITS), bytes);
 
 const stream = cat(
   setPixelFormatMsg(CANONICAL_FORMAT),

@@ -6,58 +6,66 @@ import { RfbClient } from "../../relay/rfb/client.ts";
 import { SecurityType } from "../../relay/rfb/constants.ts";
 import { RfbError } from "../../relay/rfb/errors.ts";
 import { CANONICAL_FORMAT } from "../../relay/rfb/pixel-format.ts";
-import { RfbServerConnection } from "../../relay/rfb/server.ts";
+import { RfbServerConnection, type RfbServerOptions } from "../../relay/rfb/server.ts";
 import { vncAuthResponse } from "../../relay/rfb/vnc-auth.ts";
 import { cat, hex, splits } from "../helpers/bytes.ts";
+import { codeOf } from "../helpers/errors.ts";
 
-function code(f: () => void): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RfbError) return e.code;
-    throw e;
-  }
-  return "";
-}
+const code = (f: () => void): string => codeOf(f) ?? "";
+
+const enc38 = new TextEncoder().encode("RFB 003.008\n");
 
 /** Runs a server connection on a scripted client byte stream; returns what the server wrote. */
 function runServer(input: Uint8Array[], opts: { securityTypes?: number[]; password?: string } = {}) {
-  const out: Uint8Array[] = [];
-  let ready = false;
+  const chunks: Uint8Array[] = [];
   const s = new RfbServerConnection({
-    send: (b) => out.push(b),
+    send: (b) => chunks.push(b),
     width: 64,
     height: 32,
     name: "desk",
     ...opts,
-    onReady: () => {
-      ready = true;
-    },
   });
   s.start();
   for (const c of input) s.feed(c);
-  return { out: cat(...out), ready, s };
+  return { out: cat(...chunks), chunks, ready: s.ready, s };
+}
+
+/**
+ * A server and a client wired to each other in memory, exchanging until both are ready or one fails
+ * (bounded rounds); `bytewise` delivers every byte separately in both directions.
+ */
+function pair(serverOpts: Omit<RfbServerOptions, "send">, password: string | undefined, bytewise: boolean) {
+  const toClient: Uint8Array[] = [];
+  const toServer: Uint8Array[] = [];
+  const server = new RfbServerConnection({ ...serverOpts, send: (b) => toClient.push(b) });
+  const client = new RfbClient({ send: (b) => toServer.push(b), ...(password ? { password } : {}) });
+  const pieces = (b: Uint8Array) => (bytewise ? Array.from(b, (_, i) => b.subarray(i, i + 1)) : [b]);
+  let serverErr = "";
+  let clientErr = "";
+  server.start();
+  for (let round = 0; round < 20 && !(client.ready && server.ready) && !serverErr && !clientErr; round++) {
+    for (const b of toClient.splice(0)) for (const p of pieces(b)) clientErr ||= code(() => client.feed(p));
+    for (const b of toServer.splice(0)) for (const p of pieces(b)) serverErr ||= code(() => server.feed(p));
+  }
+  // The last server answer (e.g. a failed SecurityResult) still reaches the client.
+  for (const b of toClient.splice(0)) clientErr ||= code(() => client.feed(b));
+  return { client, server, toServer, serverErr, clientErr };
 }
 
 describe("client and server in memory", () => {
   for (const password of [undefined, "s3cret"]) {
     test(`3.8 with ${password ? "VNC Authentication" : "None"}, every byte separately in both directions`, () => {
-      const toClient: Uint8Array[] = [];
-      const toServer: Uint8Array[] = [];
-      const server = new RfbServerConnection({
-        send: (b) => toClient.push(b),
-        securityTypes: password ? [SecurityType.VncAuth] : [SecurityType.None],
-        ...(password ? { password } : {}),
-        width: 320,
-        height: 200,
-        name: "Ωdesk",
-      });
-      const client = new RfbClient({ send: (b) => toServer.push(b), ...(password ? { password } : {}) });
-      server.start();
-      for (let round = 0; round < 20 && !(client.ready && server.ready); round++) {
-        for (const b of toClient.splice(0)) for (const byte of b) client.feed(new Uint8Array([byte]));
-        for (const b of toServer.splice(0)) for (const byte of b) server.feed(new Uint8Array([byte]));
-      }
+      const { client, server, toServer } = pair(
+        {
+          securityTypes: password ? [SecurityType.VncAuth] : [SecurityType.None],
+          width: 320,
+          height: 200,
+          name: "Ωdesk",
+          ...(password ? { password } : {}),
+        },
+        password,
+        true,
+      );
       expect(client.ready).toBe(true);
       expect(server.ready).toBe(true);
       expect(client.info).toMatchObject({
@@ -75,24 +83,11 @@ describe("client and server in memory", () => {
   }
 
   test("a wrong password fails on both sides, with a reason in 3.8", () => {
-    const toClient: Uint8Array[] = [];
-    const toServer: Uint8Array[] = [];
-    const server = new RfbServerConnection({
-      send: (b) => toClient.push(b),
-      securityTypes: [SecurityType.VncAuth],
-      password: "right",
-      width: 8,
-      height: 8,
-      name: "x",
-    });
-    const client = new RfbClient({ send: (b) => toServer.push(b), password: "wrong" });
-    server.start();
-    let serverErr = "";
-    let clientErr = "";
-    for (let round = 0; round < 10; round++) {
-      for (const b of toClient.splice(0)) clientErr ||= code(() => client.feed(b));
-      for (const b of toServer.splice(0)) serverErr ||= code(() => server.feed(b));
-    }
+    const { serverErr, clientErr } = pair(
+      { securityTypes: [SecurityType.VncAuth], password: "right", width: 8, height: 8, name: "x" },
+      "wrong",
+      false,
+    );
     expect(serverErr).toBe("AUTH_FAILED");
     expect(clientErr).toBe("AUTH_FAILED");
   });
@@ -132,29 +127,17 @@ describe("server role: versions and security (table A)", () => {
 
   test("VncAuth: the right response passes, split at every point", () => {
     for (let split = 0; split < 30; split++) {
-      const out: Uint8Array[] = [];
-      let ready = false;
-      const s = new RfbServerConnection({
-        send: (b) => out.push(b),
+      const { s, chunks: out } = runServer([enc38, hex("02")], {
         securityTypes: [SecurityType.VncAuth],
         password: "pw",
-        width: 8,
-        height: 8,
-        name: "n",
-        onReady: () => {
-          ready = true;
-        },
       });
-      s.start();
-      s.feed(new TextEncoder().encode("RFB 003.008\n"));
-      s.feed(hex("02"));
       const challenge = out[2]!;
       expect(challenge.length).toBe(16);
       const rest = cat(vncAuthResponse(challenge, "pw"), init);
       const k = Math.min(split, rest.length);
       s.feed(rest.subarray(0, k));
       s.feed(rest.subarray(k));
-      expect(ready).toBe(true);
+      expect(s.ready).toBe(true);
       expect(out[3]).toEqual(hex("00000000"));
     }
   });
@@ -162,17 +145,13 @@ describe("server role: versions and security (table A)", () => {
   test("challenges are random per connection", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 20; i++) {
-      const out: Uint8Array[] = [];
-      const s = new RfbServerConnection({
-        send: (b) => out.push(b),
-        securityTypes: [SecurityType.VncAuth],
-        password: "pw",
-        width: 8,
-        height: 8,
-        name: "n",
-      });
-      s.start();
-      s.feed(cat(new TextEncoder().encode("RFB 003.008\n"), [2]));
+      const { chunks: out } = runServer(
+        [enc38, [2]].map((b) => new Uint8Array(b)),
+        {
+          securityTypes: [SecurityType.VncAuth],
+          password: "pw",
+        },
+      );
       seen.add(Buffer.from(out[2]!).toString("hex"));
     }
     expect(seen.size).toBe(20);

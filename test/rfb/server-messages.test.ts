@@ -4,7 +4,6 @@
 import { describe, expect, test } from "bun:test";
 import { ByteQueue } from "../../relay/rfb/byte-queue.ts";
 import { Encoding, PseudoEncoding } from "../../relay/rfb/constants.ts";
-import { RfbError } from "../../relay/rfb/errors.ts";
 import { DEFAULT_LIMITS } from "../../relay/rfb/limits.ts";
 import { CANONICAL_FORMAT, type PixelFormat } from "../../relay/rfb/pixel-format.ts";
 import { type ServerMessage, ServerMessageReader } from "../../relay/rfb/server-messages.ts";
@@ -18,6 +17,7 @@ import {
   serverFenceMsg,
 } from "../../relay/rfb/writer.ts";
 import { cat, hex, splits } from "../helpers/bytes.ts";
+import { errorOfWith, parseAllWith } from "../helpers/parse.ts";
 
 const ALL = new Set<number>([
   Encoding.Raw,
@@ -39,33 +39,9 @@ function reader(o: { w?: number; h?: number; pf?: PixelFormat; encodings?: Set<n
   });
 }
 
-function parseAll(chunks: Uint8Array[]): ServerMessage[] {
-  const q = new ByteQueue(1 << 20, 16);
-  const r = reader();
-  const out: ServerMessage[] = [];
-  for (const c of chunks) {
-    q.push(c);
-    for (let m = r.next(q); m !== null; m = r.next(q)) out.push(m);
-  }
-  expect(q.length).toBe(0);
-  return out;
-}
+const parseAll = (chunks: Uint8Array[]): ServerMessage[] => parseAllWith(reader(), chunks);
 
-function errorOf(
-  bytes: Uint8Array,
-  o: Parameters<typeof reader>[0] = {},
-): { code: string; capacity: number } {
-  const q = new ByteQueue(DEFAULT_LIMITS.maxPendingBytes, 64);
-  const r = reader(o);
-  q.push(bytes);
-  try {
-    while (r.next(q) !== null) {}
-  } catch (e) {
-    if (e instanceof RfbError) return { code: e.code, capacity: q.capacity };
-    throw e;
-  }
-  return { code: "", capacity: q.capacity };
-}
+const errorOf = (bytes: Uint8Array, o: Parameters<typeof reader>[0] = {}) => errorOfWith(reader(o), bytes);
 
 const rawPixels = (w: number, h: number) => Uint8Array.from({ length: w * h * 4 }, (_, i) => (i * 7) & 255);
 
