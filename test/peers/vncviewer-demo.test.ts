@@ -42,6 +42,7 @@ async function startXvfb(width: number, height: number): Promise<string> {
   return `:${n}`;
 }
 
+// Skips only outside CI, loudly: requirePeer() throws when CI=true, so in CI these tests always run.
 describe.skipIf(!ok)("TigerVNC vncviewer → demo device", () => {
   test("VNC Authentication, full screen: the viewer shows the demo's pixels exactly", async () => {
     const password = "view-pw";

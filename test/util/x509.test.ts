@@ -49,6 +49,7 @@ if (OPENSSL === null) {
   if (process.env.CI) throw new Error(message);
   console.warn(`\n*** ${message} ***\n`);
 }
+// Skips only outside CI (above: CI=true throws when openssl is missing).
 const withOpenssl = test.skipIf(OPENSSL === null);
 
 /** Runs openssl without blocking the event loop (an in-process TLS server must keep answering). */
