@@ -7,11 +7,14 @@ export class Framebuffer {
   readonly width: number;
   readonly height: number;
   readonly data: Uint8Array;
+  /** The same bytes as whole pixels (little-endian: R in the low byte), for fills. */
+  private readonly px: Uint32Array;
 
   constructor(width: number, height: number, maxBytes: number = 16384 * 16384 * 4) {
     this.width = width;
     this.height = height;
     this.data = new Uint8Array(checkedPixels(width, height, 4, maxBytes, "framebuffer"));
+    this.px = new Uint32Array(this.data.buffer, 0, width * height);
   }
 
   get stride(): number {
@@ -21,8 +24,7 @@ export class Framebuffer {
   /** Fills a rect (already bounds-checked by the caller) with one RGB colour. */
   fill(x: number, y: number, w: number, h: number, r: number, g: number, b: number): void {
     const px = (r & 0xff) | ((g & 0xff) << 8) | ((b & 0xff) << 16);
-    const u32 = new Uint32Array(this.data.buffer, this.data.byteOffset, this.width * this.height);
-    for (let row = y; row < y + h; row++) u32.fill(px, row * this.width + x, row * this.width + x + w);
+    for (let row = y; row < y + h; row++) this.px.fill(px, row * this.width + x, row * this.width + x + w);
   }
 
   /** Copies a rect within the framebuffer (CopyRect semantics: overlapping source and destination are fine). */

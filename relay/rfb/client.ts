@@ -293,8 +293,10 @@ export class RfbClient {
       }
       case "DesktopSize":
       case "ExtendedDesktopSize":
-        if (m.width !== this.fb!.width || m.height !== this.fb!.height)
-          this.fb = new Framebuffer(m.width, m.height);
+        // The reader's size, not the message's: a refused ExtendedDesktopSize (status ≠ 0) carries a size
+        // that was never validated and never applies.
+        if (r.width !== this.fb!.width || r.height !== this.fb!.height)
+          this.fb = new Framebuffer(r.width, r.height);
         return;
       default:
         return;
