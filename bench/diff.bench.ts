@@ -8,6 +8,7 @@
 import { Bench } from "tinybench";
 import { type FrameDiffer, TsFrameDiffer } from "../relay/codec/diff.ts";
 import { createWasmDiffer } from "../relay/codec/wasm-diff.ts";
+import { noiseFrame } from "../test/helpers/bytes.ts";
 
 interface Section {
   name: string;
@@ -23,19 +24,6 @@ const SECTIONS: Section[] = [
   { name: "64×64 block unchanged", width: 64, height: 64, changes: 0 },
 ];
 
-/** Desktop-like content is irrelevant to a compare; deterministic noise keeps every byte distinct-ish. */
-function noiseFrame(width: number, height: number): Uint8Array {
-  const out = new Uint8Array(width * height * 4);
-  let s = 0x9e3779b9 | 0;
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
-
 interface Row {
   section: string;
   task: string;
@@ -49,7 +37,7 @@ let sink = 0;
 
 async function runSection(section: Section): Promise<Row[]> {
   const { width, height } = section;
-  const a = noiseFrame(width, height);
+  const a = noiseFrame(width, height, 0x9e3779b9); // content is irrelevant to a compare
   const b = a.slice();
   for (let k = 0; k < section.changes; k++) {
     // Scattered on a coarse diagonal lattice: 10 different blocks, none on a block edge.

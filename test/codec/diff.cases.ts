@@ -7,21 +7,9 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { DIFF_BLOCK_SIZE, type DiffRect, type FrameDiffer } from "../../relay/codec/diff.ts";
 import { RfbError, type RfbErrorCode } from "../../relay/rfb/errors.ts";
+import { noiseFrame } from "../helpers/bytes.ts";
 
 export type MakeDiffer = () => FrameDiffer | Promise<FrameDiffer>;
-
-/** Deterministic noise (xorshift32), X bytes included, so a compare that forgets the mask shows up. */
-export function noiseFrame(width: number, height: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(width * height * 4);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
 
 /** Makes pixel (x, y) differ in one byte: 0 = R, 1 = G, 2 = B, 3 = X (padding). */
 export function touch(

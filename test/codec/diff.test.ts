@@ -6,7 +6,8 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { TsFrameDiffer } from "../../relay/codec/diff.ts";
 import { createWasmDiffer } from "../../relay/codec/wasm-diff.ts";
-import { diffBoth, framePairs, noiseFrame, runDiffCases, touch } from "./diff.cases.ts";
+import { noiseFrame } from "../helpers/bytes.ts";
+import { diffBoth, framePairs, runDiffCases, touch } from "./diff.cases.ts";
 
 runDiffCases("ts", () => new TsFrameDiffer());
 runDiffCases("wasm debug", () => createWasmDiffer("debug"));

@@ -49,3 +49,16 @@ export function prng(seed: number): () => number {
     return x;
   };
 }
+
+/** Deterministic noise (xorshift32), X bytes included, so a compare that forgets the mask shows up. */
+export function noiseFrame(width: number, height: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(width * height * 4);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < out.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
