@@ -5,10 +5,8 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "..");
-if (
-  !existsSync(resolve(root, "wasm/build/release.wasm")) ||
-  !existsSync(resolve(root, "wasm/build/debug.wasm"))
-) {
+const buildDir = process.env.SHADOWRELAY_WASM_BUILD_DIR ?? resolve(root, "wasm/build");
+if (!existsSync(resolve(buildDir, "release.wasm")) || !existsSync(resolve(buildDir, "debug.wasm"))) {
   const r = Bun.spawnSync([process.execPath, "wasm/build.ts"], {
     cwd: root,
     stdout: "inherit",

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import asc from "assemblyscript/asc";
 
 const WASM_DIR = import.meta.dir;
+/** Where the builds go: wasm/build, or SHADOWRELAY_WASM_BUILD_DIR (a private build for parallel work). */
+const BUILD_DIR = process.env.SHADOWRELAY_WASM_BUILD_DIR ?? join(WASM_DIR, "build");
 const TARGETS = ["debug", "release"] as const;
 
 /** Newest mtime among the inputs: sources, the build config, this script, and the compiler's version. */
@@ -29,7 +31,7 @@ function oldestOutput(): number {
   let oldest = Number.POSITIVE_INFINITY;
   for (const t of TARGETS) {
     try {
-      oldest = Math.min(oldest, statSync(join(WASM_DIR, "build", `${t}.wasm`)).mtimeMs);
+      oldest = Math.min(oldest, statSync(join(BUILD_DIR, `${t}.wasm`)).mtimeMs);
     } catch {
       return Number.NEGATIVE_INFINITY;
     }
@@ -44,10 +46,10 @@ function kib(file: string): string {
 async function main(): Promise<number> {
   const force = process.argv.includes("--force");
   if (!force && oldestOutput() > newestInput()) {
-    console.log("wasm: up to date (wasm/build/debug.wasm, release.wasm)");
+    console.log(`wasm: up to date (${BUILD_DIR}/debug.wasm, release.wasm)`);
     return 0;
   }
-  mkdirSync(join(WASM_DIR, "build"), { recursive: true });
+  mkdirSync(BUILD_DIR, { recursive: true });
   const started = performance.now();
   for (const target of TARGETS) {
     let diagnostics = "";
@@ -58,7 +60,19 @@ async function main(): Promise<number> {
       },
     };
     const { error } = await asc.main(
-      ["assembly/index.ts", "--config", "asconfig.json", "--target", target, "--baseDir", WASM_DIR],
+      [
+        "assembly/index.ts",
+        "--config",
+        "asconfig.json",
+        "--target",
+        target,
+        "--baseDir",
+        WASM_DIR,
+        "--outFile",
+        join(BUILD_DIR, `${target}.wasm`),
+        "--textFile",
+        join(BUILD_DIR, `${target}.wat`),
+      ],
       { stdout: sink, stderr: sink },
     );
     if (error) {
@@ -68,7 +82,7 @@ async function main(): Promise<number> {
     }
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  const out = (t: string): string => kib(join(WASM_DIR, "build", `${t}.wasm`));
+  const out = (t: string): string => kib(join(BUILD_DIR, `${t}.wasm`));
   console.log(`wasm: built debug (${out("debug")}) and release (${out("release")}) in ${seconds} s`);
   return 0;
 }

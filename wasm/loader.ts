@@ -11,7 +11,11 @@ import {
   REGION_COUNT,
   REGION_FB_A,
   REGION_FB_B,
+  REGION_IN,
+  REGION_OUT,
+  REGION_PF_LUT,
   REGION_SCRATCH,
+  REGION_WORK,
 } from "./assembly/memory.ts";
 
 export type CoreBuild = "debug" | "release";
@@ -22,6 +26,10 @@ const REGION_IDS = {
   FB_B: REGION_FB_B,
   BLOCK_MAP: REGION_BLOCK_MAP,
   SCRATCH: REGION_SCRATCH,
+  IN: REGION_IN,
+  OUT: REGION_OUT,
+  WORK: REGION_WORK,
+  PF_LUT: REGION_PF_LUT,
 } as const;
 
 export type RegionName = keyof typeof REGION_IDS;
@@ -33,20 +41,93 @@ export interface CoreExports {
   diffBlocks(width: number, height: number): number;
   /** As diffBlocks, plus one trimmed rect (u32 x, y, w, h) per changed block in SCRATCH; returns the count. */
   diffRects(width: number, height: number): number;
+  /** Compare-on-write of one rect of the session framebuffer: trimmed rects in SCRATCH, FB_B brought forward. */
+  diffRect(x: number, y: number, w: number, h: number): number;
   regionCount(): number;
   regionPtr(id: number): number;
   regionSize(id: number): number;
   /** Always aborts; for the loader tests. */
   selfTestAbort(): void;
+
+  // Pixel formats (wasm/assembly/pixel.ts): bpp, depth, bigEndian, trueColour, maxes, shifts.
+  setInputFormat(...pf: PixelFormatArgs): number;
+  setOutputFormat(...pf: PixelFormatArgs): number;
+
+  // Session framebuffer and decoders (input in IN, output in FB_A); 0 or an E_* code.
+  setFramebuffer(width: number, height: number): number;
+  fillRect(x: number, y: number, w: number, h: number, canonical: number): number;
+  decodeRaw(x: number, y: number, w: number, h: number, inLen: number): number;
+  decodeCopyRect(x: number, y: number, w: number, h: number, srcX: number, srcY: number): number;
+  decodeRre(x: number, y: number, w: number, h: number, inLen: number, compact: number): number;
+  decodeHextile(x: number, y: number, w: number, h: number, inLen: number): number;
+  decodeZrle(x: number, y: number, w: number, h: number, inLen: number): number;
+  decodeTrle(x: number, y: number, w: number, h: number, inLen: number): number;
+  decodeTightCopy(x: number, y: number, w: number, h: number, inLen: number): number;
+  decodeTightPalette(x: number, y: number, w: number, h: number, colours: number, inLen: number): number;
+  decodeTightGradient(x: number, y: number, w: number, h: number, inLen: number): number;
+
+  // Encoders (input FB_A, output OUT in the output format); the output length or an E_* code.
+  encodeRaw(x: number, y: number, w: number, h: number): number;
+  encodeHextile(x: number, y: number, w: number, h: number): number;
+  encodeZrle(x: number, y: number, w: number, h: number): number;
+  /** Tight palette (≤ maxColours, most frequent first) as u32 in OUT; the count, 0 when exceeded. */
+  tightAnalyse(x: number, y: number, w: number, h: number, maxColours: number): number;
+  /** Tight copy filter: TPIXELs in OUT. */
+  tightEncodeFull(x: number, y: number, w: number, h: number): number;
+  /** Tight 2-colour filter against the palette in WORK: 1-bit rows in OUT. */
+  tightEncodeMono(x: number, y: number, w: number, h: number): number;
+  /** Tight palette filter against the n-colour palette in WORK: index bytes in OUT. */
+  tightEncodeIndexed(x: number, y: number, w: number, h: number, n: number): number;
+  /** Tight solid-area search: 5 u32 (x, y, w, h, colour) per area in OUT; the count. */
+  tightFindSolid(x: number, y: number, w: number, h: number): number;
+  /** n canonical colours in WORK → TPIXELs in OUT. */
+  tightTpixels(n: number): number;
 }
+
+/** bpp, depth, bigEndian (0/1), trueColour (0/1), redMax, greenMax, blueMax, redShift, greenShift, blueShift. */
+export type PixelFormatArgs = [
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+];
 
 const EXPORT_NAMES: readonly (keyof CoreExports)[] = [
   "diffBlocks",
   "diffRects",
+  "diffRect",
   "regionCount",
   "regionPtr",
   "regionSize",
   "selfTestAbort",
+  "setInputFormat",
+  "setOutputFormat",
+  "setFramebuffer",
+  "fillRect",
+  "decodeRaw",
+  "decodeCopyRect",
+  "decodeRre",
+  "decodeHextile",
+  "decodeZrle",
+  "decodeTrle",
+  "decodeTightCopy",
+  "decodeTightPalette",
+  "decodeTightGradient",
+  "encodeRaw",
+  "encodeHextile",
+  "encodeZrle",
+  "tightAnalyse",
+  "tightEncodeFull",
+  "tightEncodeMono",
+  "tightEncodeIndexed",
+  "tightFindSolid",
+  "tightTpixels",
 ];
 
 export interface RegionInfo {
@@ -87,7 +168,8 @@ export class CoreAbortError extends Error {
   }
 }
 
-const DEFAULT_BUILD_DIR = join(import.meta.dir, "build");
+/** wasm/build, or SHADOWRELAY_WASM_BUILD_DIR when set (as wasm/build.ts). */
+const DEFAULT_BUILD_DIR = process.env.SHADOWRELAY_WASM_BUILD_DIR ?? join(import.meta.dir, "build");
 
 // One compiled Module per file: compiling is the expensive part; instances are cheap and per session.
 const modules = new Map<string, Promise<WebAssembly.Module>>();

@@ -2,9 +2,7 @@
 // inside the framebuffer too (a copy from outside is the rect-bounds bug class, LibVNC CheckRect).
 
 import { Encoding } from "../rfb/constants.ts";
-import { RfbError } from "../rfb/errors.ts";
-import type { Framebuffer } from "./framebuffer.ts";
-import { NEED_MORE, type Rect, type RectCodec } from "./types.ts";
+import { NEED_MORE, type RectCodec } from "./types.ts";
 
 export const COPYRECT_BODY_LENGTH = 4;
 
@@ -17,13 +15,6 @@ export const copyRectCodec: RectCodec = {
   name: "copyrect",
   framer() {
     return { measure: (q, base) => (q.has(base + COPYRECT_BODY_LENGTH) ? COPYRECT_BODY_LENGTH : NEED_MORE) };
-  },
-  decode(body: Uint8Array, rect: Rect, _ctx, fb: Framebuffer) {
-    const { sx, sy } = copyRectSource(body);
-    if (sx + rect.w > fb.width || sy + rect.h > fb.height) {
-      throw new RfbError("RECT_OUT_OF_BOUNDS", `CopyRect source ${sx},${sy} ${rect.w}x${rect.h}`);
-    }
-    fb.copyRect(sx, sy, rect.x, rect.y, rect.w, rect.h);
   },
 };
 

@@ -195,3 +195,77 @@ function trimBlock(
   }
   return { x: left, y: top, w: right - left + 1, h: bottom - top + 1 };
 }
+
+/**
+ * Compare-on-write, the TS twin of wasm/assembly/diff.ts diffRect (rfb-codecs.md §9.3). After a decoder
+ * wrote the rect (x, y, w, h) of `current`, compares the parts of the framebuffer's 64×64 blocks (the grid
+ * from (0, 0)) that lie inside the rect against `previous`; pixels outside the rect were not written and are
+ * not compared. Returns one rect per changed block, trimmed to the bounding box of its differing pixels
+ * (R, G, B only), in block order (row-major), and copies each returned rect from `current` into `previous`,
+ * so `previous` changes exactly inside the returned rects and a second call returns [].
+ * Throws RfbError RECT_OUT_OF_BOUNDS for a rect outside width × height (each dimension on its own),
+ * BAD_FRAMEBUFFER_SIZE for frames shorter than width × height × 4. Frames at a byteOffset that is not a
+ * multiple of 4 are compared through a copy (pixelWords) and still brought forward in place; the session
+ * framebuffers (TsKernels) are always aligned.
+ */
+export function diffRectTs(
+  current: Uint8Array,
+  previous: Uint8Array,
+  width: number,
+  height: number,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+): DiffRect[] {
+  if (!(x >= 0 && y >= 0 && w >= 0 && h >= 0 && x <= width - w && y <= height - h)) {
+    throw new RfbError("RECT_OUT_OF_BOUNDS", `diff rect ${w}x${h} at ${x},${y} in ${width}x${height}`);
+  }
+  const pixels = width * height;
+  if (current.length < pixels * 4 || previous.length < pixels * 4) {
+    throw new RfbError("BAD_FRAMEBUFFER_SIZE", `diff rect: ${width}×${height} frames are too short`);
+  }
+  const rects: DiffRect[] = [];
+  if (w === 0 || h === 0) return rects;
+  const pa = pixelWords(current, pixels);
+  const pb = pixelWords(previous, pixels);
+  const x1 = x + w;
+  const y1 = y + h;
+  // The rect's part of each block column it touches: columns [lefts[c], rights[c]).
+  const lefts: number[] = [];
+  const rights: number[] = [];
+  for (let left = x; left < x1; left = rights[rights.length - 1]!) {
+    lefts.push(left);
+    rights.push(Math.min((Math.floor(left / DIFF_BLOCK_SIZE) + 1) * DIFF_BLOCK_SIZE, x1));
+  }
+  const cols = lefts.length;
+  const top = new Int32Array(cols);
+  for (let y0 = y; y0 < y1; ) {
+    const yEnd = Math.min((Math.floor(y0 / DIFF_BLOCK_SIZE) + 1) * DIFF_BLOCK_SIZE, y1);
+    // Strip order, as TsFrameDiffer: whole rows of the strip, a block column dropping out at its first
+    // changed row (kept in top[]).
+    top.fill(-1);
+    let pending = cols;
+    for (let row = y0; row < yEnd && pending > 0; row++) {
+      const start = row * width;
+      for (let c = 0; c < cols; c++) {
+        if (top[c] === -1 && rowDiffers(pa, pb, start + lefts[c]!, start + rights[c]!)) {
+          top[c] = row;
+          pending--;
+        }
+      }
+    }
+    for (let c = 0; c < cols; c++) {
+      const first = top[c]!;
+      if (first === -1) continue;
+      const rect = trimBlock(pa, pb, width, lefts[c]!, rights[c]!, first, yEnd);
+      rects.push(rect);
+      for (let row = rect.y; row < rect.y + rect.h; row++) {
+        const start = (row * width + rect.x) * 4;
+        previous.set(current.subarray(start, start + rect.w * 4), start);
+      }
+    }
+    y0 = yEnd;
+  }
+  return rects;
+}

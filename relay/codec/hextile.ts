@@ -1,16 +1,18 @@
 // Hextile (encoding 5, rfbproto.rst "Hextile Encoding"; exact layout, carry-over rules and interop traps in
 // shared/reference/rfb-codecs.md §2.4): the rect is cut into 16×16 tiles in row order, the right column and
 // bottom row smaller; each tile is a subencoding mask then either raw pixels or [bg] [fg] [nsub, subrects…].
-// Framing walks the tiles resumably (TigerVNC HextileDecoder::readRect), decoding is a pure function of the
-// framed body, and the encoder follows TigerVNC's "ImprovedHextile" (hextileEncodeBetter).
+// Framing walks the tiles resumably (TigerVNC HextileDecoder::readRect); decoding is a pure function of the
+// framed body (hextileDecodeTs, the TS twin of wasm/assembly/hextile.ts); the encoder follows TigerVNC's
+// "ImprovedHextile" (hextileEncodeBetter) and is the TS twin of wasm/assembly/encode-hextile.ts, which
+// produces the same bytes (hextileEncodeTs).
 
 import type { ByteQueue } from "../rfb/byte-queue.ts";
 import { Encoding } from "../rfb/constants.ts";
 import { RfbError } from "../rfb/errors.ts";
 import {
-  type PixelFormat,
   bytesPerPixel,
   isCanonical,
+  type PixelFormat,
   readPixel,
   unpackPixel,
   writePixel,
@@ -183,7 +185,7 @@ class HextileFramer implements RectFramer {
 }
 
 /** Reads one pixel of `pf` at src[off] as a canonical 0x00BBGGRR value. */
-type ColourReader = (src: Uint8Array, off: number) => number;
+export type ColourReader = (src: Uint8Array, off: number) => number;
 
 /** Channel value → 8 bits, exactly as unpackPixel scales it. */
 function channelTo8(max: number): Uint8Array {
@@ -192,7 +194,8 @@ function channelTo8(max: number): Uint8Array {
   return lut;
 }
 
-function colourReader(pf: PixelFormat): ColourReader {
+/** A reader of `pf` pixels as canonical values (channel tables for ≤ 16-bit channels); shared with rre.ts. */
+export function canonicalPixelReader(pf: PixelFormat): ColourReader {
   if (isCanonical(pf)) return (s, o) => s[o]! | (s[o + 1]! << 8) | (s[o + 2]! << 16);
   if (pf.redMax > 0xffff || pf.greenMax > 0xffff || pf.blueMax > 0xffff) {
     return (s, o) => {
@@ -210,8 +213,8 @@ function colourReader(pf: PixelFormat): ColourReader {
   };
 }
 
-/** Fills a w×h area of the canonical framebuffer viewed as 32-bit pixels (X byte 0). */
-function fillArea(
+/** Fills a w×h area of the canonical framebuffer viewed as 32-bit pixels (X byte 0); shared with rre.ts. */
+export function fillArea(
   px: Uint32Array,
   stride: number,
   x: number,
@@ -223,16 +226,33 @@ function fillArea(
   for (let i = y * stride + x, end = i + h * stride; i < end; i += stride) px.fill(c, i, i + w);
 }
 
-function decodeHextile(body: Uint8Array, rect: Rect, ctx: DecodeContext, fb: Framebuffer): void {
-  const { x, y, w, h } = rect;
-  if (x + w > fb.width || y + h > fb.height) {
-    throw new RfbError("RECT_OUT_OF_BOUNDS", `hextile rect ${x},${y} ${w}x${h}`);
-  }
-  const pf = ctx.pf;
-  if (!pf.trueColour) throw new RfbError("UNSUPPORTED", "hextile: colour-mapped pixel formats");
+/** Frames Hextile bodies, validating every tile as it is walked (the kernels decode them). */
+export const hextileCodec: RectCodec = {
+  encoding: Encoding.Hextile,
+  name: "hextile",
+  framer(rect: Rect, ctx: DecodeContext): RectFramer {
+    return new HextileFramer(rect.w, rect.h, pixelBytes(ctx.pf));
+  },
+};
+
+/**
+ * TS twin of wasm/assembly/hextile.ts decodeHextile: decodes a whole Hextile body into the rect, which the
+ * caller checked against the framebuffer. Each tile is validated completely (tileLength) before it is
+ * painted, so a bad tile never writes and the tiles before it stay painted, exactly as in the core.
+ * Throws BAD_RECT (a truncated tile, bytes after the last tile, a malformed tile).
+ */
+export function hextileDecodeTs(
+  fb: Framebuffer,
+  pf: PixelFormat,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  data: Uint8Array,
+): void {
   const bpp = pixelBytes(pf);
   const fast = isCanonical(pf);
-  const read = colourReader(pf);
+  const read = canonicalPixelReader(pf);
   const stride = fb.width;
   const px = new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height);
   const carry: Carry = { bg: false, fg: false };
@@ -245,45 +265,47 @@ function decodeHextile(body: Uint8Array, rect: Rect, ctx: DecodeContext, fb: Fra
     for (let tx = 0; tx < w; tx += HEXTILE_TILE_SIZE, tile++) {
       const tw = Math.min(HEXTILE_TILE_SIZE, w - tx);
       // Validates before anything is painted, so a bad tile never writes outside itself.
-      const n = tileLength(body, off, body.length, tw, th, bpp, carry, tile);
+      const n = tileLength(data, off, data.length, tw, th, bpp, carry, tile);
       if (n === NEED_MORE) throw badRect(tile, "the body ends inside this tile");
-      const mask = body[off]!;
+      const mask = data[off]!;
       const x0 = x + tx;
       const y0 = y + ty;
       let p = off + 1;
       if ((mask & RAW) !== 0) {
         if (fast) {
-          // Row copies; the X byte comes along as sent, as in raw.ts (nothing reads X).
+          // Row copies, then the X byte zeroed: the framebuffer's X is always 0.
           const rowBytes = tw * 4;
           for (let r = 0; r < th; r++, p += rowBytes) {
-            fb.data.set(body.subarray(p, p + rowBytes), ((y0 + r) * stride + x0) * 4);
+            const at = ((y0 + r) * stride + x0) * 4;
+            fb.data.set(data.subarray(p, p + rowBytes), at);
+            for (let i = at + 3, e = at + rowBytes; i < e; i += 4) fb.data[i] = 0;
           }
         } else {
           for (let r = 0; r < th; r++) {
-            for (let i = (y0 + r) * stride + x0, e = i + tw; i < e; i++, p += bpp) px[i] = read(body, p);
+            for (let i = (y0 + r) * stride + x0, e = i + tw; i < e; i++, p += bpp) px[i] = read(data, p);
           }
         }
       } else {
         if ((mask & BG) !== 0) {
-          bg = read(body, p);
+          bg = read(data, p);
           p += bpp;
         }
         if ((mask & FG) !== 0) {
-          fg = read(body, p);
+          fg = read(data, p);
           p += bpp;
         }
         fillArea(px, stride, x0, y0, tw, th, bg);
         if ((mask & ANY) !== 0) {
-          const nsub = body[p++]!;
+          const nsub = data[p++]!;
           const coloured = (mask & COLOURED) !== 0;
           for (let i = 0; i < nsub; i++) {
             let c = fg;
             if (coloured) {
-              c = read(body, p);
+              c = read(data, p);
               p += bpp;
             }
-            const xy = body[p]!;
-            const wh = body[p + 1]!;
+            const xy = data[p]!;
+            const wh = data[p + 1]!;
             p += 2;
             fillArea(px, stride, x0 + (xy >>> 4), y0 + (xy & 15), (wh >>> 4) + 1, (wh & 15) + 1, c);
           }
@@ -292,18 +314,8 @@ function decodeHextile(body: Uint8Array, rect: Rect, ctx: DecodeContext, fb: Fra
       off += n;
     }
   }
-  if (off !== body.length) throw badRect(tile, `${body.length - off} bytes after the last tile`);
+  if (off !== data.length) throw badRect(tile, `${data.length - off} bytes after the last tile`);
 }
-
-/** Frames and decodes; `Required` because decode, optional in RectCodec, is always there. */
-export const hextileCodec: Required<RectCodec> = {
-  encoding: Encoding.Hextile,
-  name: "hextile",
-  framer(rect: Rect, ctx: DecodeContext): RectFramer {
-    return new HextileFramer(rect.w, rect.h, pixelBytes(ctx.pf));
-  },
-  decode: decodeHextile,
-};
 
 // ---- Encoder ----
 
@@ -428,10 +440,33 @@ function encodeHextile(
   h: number,
   pf: PixelFormat,
 ): Uint8Array {
-  if (x + w > fb.width || y + h > fb.height) {
+  if (x < 0 || y < 0 || w < 0 || h < 0 || x > fb.width - w || y > fb.height - h) {
     throw new RfbError("RECT_OUT_OF_BOUNDS", `hextile encode ${x},${y} ${w}x${h}`);
   }
   if (!pf.trueColour) throw new RfbError("UNSUPPORTED", "hextile: colour-mapped pixel formats");
+  return hextileEncodeTs(fb, pf, x, y, w, h);
+}
+
+export const hextileEncoder: RectEncoder = {
+  encoding: Encoding.Hextile,
+  name: "hextile",
+  encode: encodeHextile,
+};
+
+/**
+ * TS twin of wasm/assembly/encode-hextile.ts encodeHextile: the Hextile body of a rect the caller checked
+ * against the framebuffer, in the true-colour format `pf`. The core produces the same bytes: every choice
+ * below (colour count, the most frequent colour as bg with ties to the first to reach the top count, greedy
+ * subrects, the Raw bail-outs, what carries over) is made identically there.
+ */
+export function hextileEncodeTs(
+  fb: Framebuffer,
+  pf: PixelFormat,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+): Uint8Array {
   const bpp = pixelBytes(pf);
   const tiles = Math.ceil(w / HEXTILE_TILE_SIZE) * Math.ceil(h / HEXTILE_TILE_SIZE);
   // A tile never ends up larger than its Raw form, so this bounds the whole body.
@@ -526,9 +561,3 @@ function encodeHextile(
   }
   return out.slice(0, o);
 }
-
-export const hextileEncoder: RectEncoder = {
-  encoding: Encoding.Hextile,
-  name: "hextile",
-  encode: encodeHextile,
-};

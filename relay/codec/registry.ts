@@ -6,6 +6,8 @@ import { hextileCodec } from "./hextile.ts";
 import { zlibFramer, zrleFramer } from "./length-prefixed.ts";
 import { rawCodec } from "./raw.ts";
 import { correCodec, rreCodec } from "./rre.ts";
+import { tightCodec } from "./tight.ts";
+import { trleCodec } from "./zrle.ts";
 import type { RectCodec } from "./types.ts";
 
 export type CodecRegistry = ReadonlyMap<number, RectCodec>;
@@ -27,6 +29,8 @@ export const BASE_CODECS: readonly RectCodec[] = [
   hextileCodec,
   zlibFramer,
   zrleFramer,
+  trleCodec,
+  tightCodec,
 ];
 
 export const defaultRegistry: CodecRegistry = makeRegistry(BASE_CODECS);

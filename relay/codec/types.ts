@@ -1,6 +1,7 @@
 // The codec interface: framing (where a rect's body ends) is separate from decoding (bytes → pixels),
-// as in TigerVNC's Decoder::readRect / decodeRect. The protocol core frames every rect through this
-// interface; the codec issue plugs the WASM core and its TS twins in behind it.
+// as in TigerVNC's Decoder::readRect / decodeRect. The protocol core frames every rect through a RectCodec;
+// decoding is SessionDecoder's (relay/codec/decoder.ts) over the codec kernels — the WASM core or its
+// TS twin (relay/codec/kernels.ts).
 
 import type { ByteQueue } from "../rfb/byte-queue.ts";
 import type { RfbLimits } from "../rfb/limits.ts";
@@ -38,11 +39,6 @@ export interface RectCodec {
   readonly encoding: number;
   readonly name: string;
   framer(rect: Rect, ctx: DecodeContext): RectFramer;
-  /**
-   * Decodes a complete body (exactly what measure() counted) into the canonical framebuffer. Absent for
-   * encodings this build can frame (so pipe sessions can forward them) but not yet decode.
-   */
-  decode?(body: Uint8Array, rect: Rect, ctx: DecodeContext, fb: Framebuffer): void;
 }
 
 export interface RectEncoder {

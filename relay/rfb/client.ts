@@ -1,11 +1,14 @@
 // The RFB client role (the relay towards a device's VNC server), independent of the transport: feed() it
 // the bytes that arrive, it calls send() with the bytes to write. Handshake (version, security None or VNC
 // Authentication, ClientInit/ServerInit), then SetPixelFormat + SetEncodings, then server messages. With
-// `decode` on it keeps a canonical framebuffer up to date. Protocol errors are thrown as RfbError from
+// `decode` on it keeps a canonical framebuffer up to date through the codec core's SessionDecoder (the
+// WASM core when the caller passes its kernels, else the TS twin). Protocol errors are thrown as RfbError from
 // feed(); the caller's session boundary closes the connection.
 
-import { Framebuffer } from "../codec/framebuffer.ts";
+import { DECODED_ENCODINGS, SessionDecoder } from "../codec/decoder.ts";
+import type { CodecKernels } from "../codec/kernels.ts";
 import { type CodecRegistry, defaultRegistry } from "../codec/registry.ts";
+import { TsKernels } from "../codec/ts-kernels.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { Encoding, PIXEL_FORMAT_LENGTH, PseudoEncoding, SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError } from "./errors.ts";
@@ -35,6 +38,8 @@ export interface RfbClientOptions {
   encodings?: number[];
   /** Keep a canonical framebuffer decoded from the updates. @default true */
   decode?: boolean;
+  /** The kernels that decode (one instance per client). @default a new TS twin (relay/codec/ts-kernels.ts) */
+  kernels?: CodecKernels;
   limits?: Partial<RfbLimits>;
   codecs?: CodecRegistry;
   onReady?(info: ServerInfo): void;
@@ -66,7 +71,8 @@ export const DEFAULT_CLIENT_ENCODINGS: readonly number[] = [
 export class RfbClient {
   readonly limits: RfbLimits;
   info: ServerInfo | null = null;
-  fb: Framebuffer | null = null;
+  /** The decoder and its framebuffer, once ServerInit arrived (null with decode: false). */
+  decoder: SessionDecoder | null = null;
   /** Updates fully received (FramebufferUpdateEnd seen). */
   updates = 0;
   private state: State = "version";
@@ -86,6 +92,12 @@ export class RfbClient {
 
   get ready(): boolean {
     return this.state === "ready";
+  }
+
+  /** The framebuffer: canonical R,G,B,X rows (a view, valid until the next feed()). */
+  get fb(): { width: number; height: number; data: Uint8Array } | null {
+    const d = this.decoder;
+    return d && { width: d.width, height: d.height, data: d.pixels() };
   }
 
   /** The pixel format updates arrive in. */
@@ -245,8 +257,8 @@ export class RfbClient {
     for (const e of encodings) {
       const codec = this.codecs.get(e);
       if (e >= 0 && !codec) throw new RfbError("UNSUPPORTED", `no codec for encoding ${e}`);
-      if (codec && !codec.decode && this.o.decode !== false) {
-        throw new RfbError("UNSUPPORTED", `encoding ${codec.name} can be framed but not decoded yet`);
+      if (e >= 0 && !DECODED_ENCODINGS.includes(e) && this.o.decode !== false) {
+        throw new RfbError("UNSUPPORTED", `encoding ${codec!.name} can be framed but not decoded`);
       }
     }
     this.reader = new ServerMessageReader({
@@ -257,7 +269,8 @@ export class RfbClient {
       encodings: new Set(encodings),
       codecs: this.codecs,
     });
-    if (this.o.decode !== false) this.fb = new Framebuffer(width, height);
+    if (this.o.decode !== false)
+      this.decoder = new SessionDecoder(this.o.kernels ?? new TsKernels(), width, height, pf);
     this.o.send(setPixelFormatMsg(pf));
     this.o.send(setEncodingsMsg(encodings));
     this.info = {
@@ -277,26 +290,22 @@ export class RfbClient {
     const r = this.reader!;
     const m = r.next(this.q);
     if (m === null) return false;
-    if (this.fb) this.apply(m, r);
+    if (this.decoder) this.apply(m, r, this.decoder);
     if (m.type === "FramebufferUpdateEnd") this.updates++;
     this.o.onMessage?.(m);
     return true;
   }
 
-  private apply(m: ServerMessage, r: ServerMessageReader): void {
+  private apply(m: ServerMessage, r: ServerMessageReader, d: SessionDecoder): void {
     switch (m.type) {
-      case "Rect": {
-        if (m.rect.encoding < 0) return;
-        const codec = this.codecs.get(m.rect.encoding)!;
-        codec.decode!(m.body, m.rect, { pf: r.pf, limits: this.limits }, this.fb!);
+      case "Rect":
+        if (m.rect.encoding >= 0) d.decode(m.rect, m.body);
         return;
-      }
       case "DesktopSize":
       case "ExtendedDesktopSize":
         // The reader's size, not the message's: a refused ExtendedDesktopSize (status ≠ 0) carries a size
         // that was never validated and never applies.
-        if (r.width !== this.fb!.width || r.height !== this.fb!.height)
-          this.fb = new Framebuffer(r.width, r.height);
+        if (r.width !== d.width || r.height !== d.height) d.resize(r.width, r.height);
         return;
       default:
         return;

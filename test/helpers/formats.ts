@@ -33,3 +33,26 @@ export const BGR233: PixelFormat = {
   greenShift: 3,
   blueShift: 6,
 };
+
+/** 32 bpp big-endian with R at the top: bytes X,R,G,B in memory (a SPARC/PowerPC-style server format). */
+export const XRGB_BE: PixelFormat = {
+  ...CANONICAL_FORMAT,
+  bigEndian: true,
+  redShift: 16,
+  greenShift: 8,
+  blueShift: 0,
+};
+
+/** 32 bpp depth 24 with the colour in the top three bytes: its ZRLE CPIXEL is the most significant 3 bytes. */
+export const RGBX_HIGH: PixelFormat = { ...CANONICAL_FORMAT, redShift: 8, greenShift: 16, blueShift: 24 };
+
+/** Every named test format, canonical first. */
+export const TEST_FORMATS: readonly [string, PixelFormat][] = [
+  ["canonical", CANONICAL_FORMAT],
+  ["BGRX", BGRX],
+  ["RGB565_LE", RGB565_LE],
+  ["RGB565_BE", RGB565_BE],
+  ["BGR233", BGR233],
+  ["XRGB_BE", XRGB_BE],
+  ["RGBX_HIGH", RGBX_HIGH],
+];

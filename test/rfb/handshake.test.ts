@@ -281,12 +281,13 @@ describe("client role: versions, security and ServerInit (table A)", () => {
   test("a refused ExtendedDesktopSize (status 1, 65535×65535) changes nothing and ends nothing", () => {
     const { c } = client();
     c.feed(cat(enc("RFB 003.008\n"), hex("01 01"), hex("00000000"), serverInit(100, 50, 0)));
-    const fb = c.fb;
+    const decoder = c.decoder;
     // FramebufferUpdate, 1 rect: ExtendedDesktopSize reason 1 (this client), status 1 (prohibited), no screens
     c.feed(cat(hex("00 00 0001"), hex("0001 0001 ffff ffff fffffecc"), hex("00 000000")));
     expect(c.updates).toBe(1);
-    expect(c.fb).toBe(fb);
+    expect(c.decoder).toBe(decoder);
     expect(c.fb!.width).toBe(100);
+    expect(c.fb!.height).toBe(50);
   });
 
   const toInit = () => {

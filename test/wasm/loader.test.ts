@@ -13,17 +13,19 @@ import {
   compileCodecCore,
   loadCodecCore,
   REGION_NAMES,
+  type RegionName,
 } from "../../wasm/loader.ts";
 
 for (const build of ["debug", "release"] as const) {
   describe(`codec core (${build})`, () => {
-    test("loads, exports memory and a memory map of four regions", async () => {
+    test("loads, exports memory and a memory map of eight regions", async () => {
       const core = await loadCodecCore(build);
       expect(core.build).toBe(build);
       expect(core.memory).toBeInstanceOf(WebAssembly.Memory);
-      expect(core.fn.regionCount()).toBe(4);
-      expect(core.regions.map((r) => r.name)).toEqual(["FB_A", "FB_B", "BLOCK_MAP", "SCRATCH"]);
-      expect(REGION_NAMES).toEqual(["FB_A", "FB_B", "BLOCK_MAP", "SCRATCH"]);
+      expect(core.fn.regionCount()).toBe(8);
+      const names: RegionName[] = ["FB_A", "FB_B", "BLOCK_MAP", "SCRATCH", "IN", "OUT", "WORK", "PF_LUT"];
+      expect(core.regions.map((r) => r.name)).toEqual(names);
+      expect(REGION_NAMES).toEqual(names);
     });
 
     test("regions do not overlap, lie inside memory, are 16-byte aligned and big enough", async () => {
@@ -42,6 +44,10 @@ for (const build of ["debug", "release"] as const) {
       expect(size("FB_B")).toBe(size("FB_A"));
       expect(size("BLOCK_MAP")).toBe((16384 / 64) ** 2); // one byte per block at the 16384 side limit
       expect(size("SCRATCH")).toBeGreaterThanOrEqual(size("BLOCK_MAP") * 16); // one x,y,w,h rect per block
+      // A Raw rect at the pixel budget fits the input and the output, with room for per-tile bytes.
+      expect(size("IN")).toBeGreaterThan(size("FB_A"));
+      expect(size("OUT")).toBeGreaterThan(size("FB_A") + (8 * 1024 * 1024) / 256);
+      expect(size("PF_LUT")).toBeGreaterThanOrEqual(65536 * 4 + 3 * 256 * 4); // 16 bpp input table + output tables
       for (const r of core.regions) expect(core.region(r.name).byteOffset).toBe(r.ptr);
     });
 
@@ -61,7 +67,7 @@ for (const build of ["debug", "release"] as const) {
       }
       expect(core.fn.diffBlocks(4097, 2048)).toBe(E_TOO_LARGE); // 8 Mpx + 2048
       expect(core.fn.diffRects(16384, 16384)).toBe(E_TOO_LARGE);
-      expect(core.fn.regionPtr(4)).toBe(E_BAD_REGION);
+      expect(core.fn.regionPtr(8)).toBe(E_BAD_REGION);
       expect(core.fn.regionSize(-1)).toBe(E_BAD_REGION);
       // The instance is still usable after all of them.
       expect(core.fn.diffBlocks(64, 64)).toBe(0);

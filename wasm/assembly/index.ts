@@ -10,17 +10,46 @@ import {
   FB_A_PTR,
   FB_B_PTR,
   FB_SIZE,
+  IN_PTR,
+  IN_SIZE,
+  OUT_PTR,
+  OUT_SIZE,
+  PF_LUT_PTR,
+  PF_LUT_SIZE,
   REGION_BLOCK_MAP,
   REGION_COUNT,
   REGION_FB_A,
   REGION_FB_B,
+  REGION_IN,
+  REGION_OUT,
+  REGION_PF_LUT,
   REGION_SCRATCH,
+  REGION_WORK,
   REGIONS_END,
   SCRATCH_PTR,
   SCRATCH_SIZE,
+  WORK_PTR,
+  WORK_SIZE,
 } from "./memory";
 
-export { diffBlocks, diffRects } from "./diff";
+export { diffBlocks, diffRect, diffRects } from "./diff";
+export { setInputFormat, setOutputFormat } from "./pixel";
+export { setFramebuffer, fillRect, decodeRaw, decodeCopyRect } from "./framebuffer";
+export { decodeRre } from "./rre";
+export { decodeHextile } from "./hextile";
+export { decodeZrle, decodeTrle } from "./zrle";
+export { decodeTightCopy, decodeTightPalette, decodeTightGradient } from "./tight";
+export { encodeRaw } from "./encode-raw";
+export { encodeHextile } from "./encode-hextile";
+export { encodeZrle } from "./encode-zrle";
+export {
+  tightAnalyse,
+  tightEncodeFull,
+  tightEncodeMono,
+  tightEncodeIndexed,
+  tightFindSolid,
+  tightTpixels,
+} from "./encode-tight";
 
 // Static data and the stub heap must sit above the regions, or an allocation would land in FB_A:
 // asconfig.json memoryBase must be at least REGIONS_END. Checked when compiling, not at run time.
@@ -44,6 +73,14 @@ export function regionPtr(id: i32): i32 {
       return BLOCK_MAP_PTR;
     case REGION_SCRATCH:
       return SCRATCH_PTR;
+    case REGION_IN:
+      return IN_PTR;
+    case REGION_OUT:
+      return OUT_PTR;
+    case REGION_WORK:
+      return WORK_PTR;
+    case REGION_PF_LUT:
+      return PF_LUT_PTR;
     default:
       return E_BAD_REGION;
   }
@@ -59,6 +96,14 @@ export function regionSize(id: i32): i32 {
       return BLOCK_MAP_SIZE;
     case REGION_SCRATCH:
       return SCRATCH_SIZE;
+    case REGION_IN:
+      return IN_SIZE;
+    case REGION_OUT:
+      return OUT_SIZE;
+    case REGION_WORK:
+      return WORK_SIZE;
+    case REGION_PF_LUT:
+      return PF_LUT_SIZE;
     default:
       return E_BAD_REGION;
   }
