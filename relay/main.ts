@@ -2,10 +2,15 @@
 // `shadowrelay`: the command line (DESIGN.md "Contract"). Parses arguments and hands off to the module that
 // does the work; nothing here speaks a protocol.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
+import { TsKernels } from "./codec/ts-kernels.ts";
+import { createWasmKernels } from "./codec/wasm-kernels.ts";
 import { startDemoDevice } from "./demo/server.ts";
+import { canonicalToRgba, readRecording, replay } from "./replay.ts";
+import { toRfbError } from "./rfb/errors.ts";
+import { encodePng } from "./util/png.ts";
 import { readVncPasswordFile } from "./rfb/vnc-auth.ts";
 import { DEFAULT_LISTEN, parseListen, startServer } from "./serve/server.ts";
 import { log } from "./util/log.ts";
@@ -18,7 +23,7 @@ Usage:
   shadowrelay agent …     device side (gateway and direct modes)        — arrives with issue #4
   shadowrelay connect …   native-viewer proxy                           — arrives with issue #4
   shadowrelay admin …     the API from a shell                          — arrives with issue #4
-  shadowrelay replay …    render a recorded RFB stream to a picture     — arrives with issue #3
+  shadowrelay replay --server S2C[.gz] [--client C2S[.gz]] --out FILE.png|FILE.rgba [--at-update N]
 
 Run 'shadowrelay <command> --help' for a command's options.`;
 
@@ -26,7 +31,6 @@ const PENDING: Record<string, string> = {
   agent: "the device agent arrives with issue #4 (the relay: control plane, gateway and direct modes)",
   connect: "the native-viewer proxy arrives with issue #4 (the relay)",
   admin: "the admin command arrives with issue #4 (the relay's control plane and API)",
-  replay: "replay arrives with issue #3 (the WASM codec core)",
 };
 
 function fail(msg: string): never {
@@ -136,6 +140,72 @@ Runs a relay node over TLS. The first start creates the data directory and a sel
   waitForSignal(() => server.stop());
 }
 
+const REPLAY_HELP = `shadowrelay replay --server S2C[.gz] [--client C2S[.gz]] --out FILE.png|FILE.rgba [--at-update N] [--core wasm|ts]
+
+Decodes a recorded RFB session with the relay's own decoders and writes its framebuffer. --server is the
+server-to-client byte stream from its first byte ("RFB 003.008"); --client, the client-to-server bytes,
+tells which security type, pixel format and encodings the client chose (without it: the security type is
+inferred and ServerInit's pixel format assumed). .gz files are unpacked. --at-update N stops after update
+N (0-based, as a corpus index's afterUpdate). The output is a PNG, or raw RGBA (A = 255) for .rgba.
+--core ts uses the pure-TypeScript twin instead of the WASM codec core. Exit 1 with the error's code on
+the first bad byte.`;
+
+async function replayCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      server: { type: "string" },
+      client: { type: "string" },
+      out: { type: "string" },
+      "at-update": { type: "string" },
+      core: { type: "string", default: "wasm" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(REPLAY_HELP);
+    return;
+  }
+  if (!values.server || !values.out) fail(`replay needs --server and --out\n\n${REPLAY_HELP}`);
+  if (!values.out.endsWith(".png") && !values.out.endsWith(".rgba")) fail("--out must end in .png or .rgba");
+  let atUpdate: number | undefined;
+  if (values["at-update"] !== undefined) {
+    atUpdate = Number(values["at-update"]);
+    if (!Number.isInteger(atUpdate) || atUpdate < 0) fail("--at-update takes an update number ≥ 0");
+  }
+  if (values.core !== "wasm" && values.core !== "ts") fail("--core is wasm or ts");
+  const kernels = values.core === "ts" ? new TsKernels() : await createWasmKernels("release");
+  const server = readRecording(values.server);
+  const client = values.client ? readRecording(values.client) : undefined;
+  const started = performance.now();
+  let result: ReturnType<typeof replay>;
+  try {
+    result = replay({
+      server,
+      kernels,
+      ...(client ? { client } : {}),
+      ...(atUpdate !== undefined ? { atUpdate } : {}),
+    });
+  } catch (e) {
+    const err = toRfbError(e);
+    process.stderr.write(`shadowrelay replay: ${err.message}\n`);
+    process.exit(1);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const rgba = canonicalToRgba(result.pixels);
+  writeFileSync(
+    values.out,
+    values.out.endsWith(".png") ? encodePng(result.width, result.height, rgba) : rgba,
+  );
+  const mpx = result.pixelsDecoded / 1e6;
+  console.log(
+    `${values.out}: ${result.width}x${result.height} "${result.desktopName}" after ${result.updates} updates, ` +
+      `${result.rects} rects, ${mpx.toFixed(2)} Mpx decoded in ${(seconds * 1000).toFixed(0)} ms ` +
+      `(${(mpx / seconds).toFixed(0)} Mpx/s, ${kernels.name})${result.complete ? "" : "; the recording ends mid-message"}`,
+  );
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -143,6 +213,8 @@ async function main(argv: string[]): Promise<void> {
       return serve(rest);
     case "demo":
       return demo(rest);
+    case "replay":
+      return replayCommand(rest);
     case "--version":
     case "-v":
       console.log(packageJson.version);

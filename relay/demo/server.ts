@@ -1,14 +1,18 @@
 // The built-in demo device: an RFB server (relay/rfb/server.ts) over TCP serving DemoDesktop, a synthetic
 // 1280×720 desktop that keeps changing and reacts to pointer and keys. Each viewer keeps its own pending
-// changes (CopyRects in order, then dirty rects) and is answered in its own pixel format and encoding
-// (Hextile, else Raw; CopyRect when offered). A viewer that stops reading is not written to until it
-// drains; its changes coalesce meanwhile.
+// changes (CopyRects in order, then dirty rects) and is answered in its own pixel format and in the first
+// encoding of its own list that the codec core can send (Tight, ZRLE, Hextile, zlib, Raw — as a plain VNC
+// server chooses; CopyRect when offered), encoded by the WASM codec core (relay/codec/encoder.ts), so every
+// real viewer that watches the demo is also an interop test of our encoders. A viewer that stops reading
+// is not written to until it drains; its changes coalesce meanwhile.
 
 import { copyRectBody } from "../codec/copyrect.ts";
-import { hextileEncoder } from "../codec/hextile.ts";
-import { rawEncoder } from "../codec/raw.ts";
-import type { RectEncoder } from "../codec/types.ts";
+import { serializeRect, ViewerStreams } from "../codec/encoded.ts";
+import { compressLevelOf, encodeRect, firstSupportedEncoding } from "../codec/encoder.ts";
+import type { CodecKernels } from "../codec/kernels.ts";
+import { createWasmKernels } from "../codec/wasm-kernels.ts";
 import { Encoding, SecurityType } from "../rfb/constants.ts";
+import { CANONICAL_FORMAT } from "../rfb/pixel-format.ts";
 import { RfbError, toRfbError } from "../rfb/errors.ts";
 import { RfbServerConnection } from "../rfb/server.ts";
 import { type TcpLink, listenTcp } from "../rfb/tcp.ts";
@@ -62,6 +66,8 @@ class DemoViewer {
   dirty: Box[] = [];
   full = true;
   requested = false;
+  /** Which of this viewer's zlib streams have started (their header sent). */
+  streams = new ViewerStreams();
 
   constructor(
     readonly conn: RfbServerConnection,
@@ -99,29 +105,35 @@ class DemoViewer {
     }
   }
 
-  encoder(): RectEncoder {
-    for (const e of this.conn.encodings) {
-      if (e === Encoding.Hextile) return hextileEncoder;
-      if (e === Encoding.Raw) return rawEncoder;
-    }
-    return rawEncoder;
-  }
-
   /** Sends one update if one was requested, there is something to send, and the viewer is reading. */
-  flush(desktop: DemoDesktop): void {
+  flush(desktop: DemoDesktop, kernels: CodecKernels): void {
     if (!this.requested || this.link.buffered > SEND_BUDGET) return;
     const fb = desktop.fb;
     const pf = this.conn.pixelFormat;
     if (!pf.trueColour) throw new RfbError("UNSUPPORTED", "colour-mapped viewer pixel formats");
-    const enc = this.encoder();
+    const encoding = firstSupportedEncoding(this.conn.encodings);
+    const compressLevel = compressLevelOf(this.conn.encodings);
+    kernels.setOutputFormat(pf);
     const parts: Uint8Array[] = [];
     let n = 0;
+    /** Brings the rect of the core's framebuffer up to date with the desktop, encodes it, queues it. */
+    const encode = (x: number, y: number, w: number, h: number) => {
+      kernels.raw(x, y, w, h, fb.readRect(x, y, w, h));
+      for (const r of encodeRect(
+        kernels,
+        encoding,
+        x,
+        y,
+        w,
+        h,
+        compressLevel === undefined ? {} : { compressLevel },
+      )) {
+        parts.push(serializeRect(r, this.streams));
+        n++;
+      }
+    };
     if (this.full) {
-      parts.push(
-        rectHeader(0, 0, fb.width, fb.height, enc.encoding),
-        enc.encode(fb, 0, 0, fb.width, fb.height, pf),
-      );
-      n = 1;
+      encode(0, 0, fb.width, fb.height);
     } else {
       if (this.copies.length === 0 && this.dirty.length === 0) return;
       const copyOk = this.conn.encodings.includes(Encoding.CopyRect);
@@ -136,10 +148,7 @@ class DemoViewer {
           this.dirty.push(c.rect);
         }
       }
-      for (const d of this.dirty) {
-        parts.push(rectHeader(d.x, d.y, d.w, d.h, enc.encoding), enc.encode(fb, d.x, d.y, d.w, d.h, pf));
-        n++;
-      }
+      for (const d of this.dirty) encode(d.x, d.y, d.w, d.h);
     }
     this.full = false;
     this.copies = [];
@@ -151,6 +160,10 @@ class DemoViewer {
 
 export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice> {
   const desktop = new DemoDesktop(o.width ?? 1280, o.height ?? 720, o.clock ? { clock: o.clock } : undefined);
+  // One codec core for the device: its framebuffer mirrors the desktop rect by rect as rects are sent.
+  const kernels = await createWasmKernels("release");
+  kernels.resize(desktop.fb.width, desktop.fb.height);
+  kernels.setInputFormat(CANONICAL_FORMAT);
   const viewers = new Set<DemoViewer>();
   const name = o.name ?? "shadowrelay demo device";
 
@@ -187,7 +200,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
                 v.dirty = [];
               }
               v.requested = true;
-              v.flush(desktop);
+              v.flush(desktop, kernels);
               return;
             case "SetPixelFormat":
               // The next update must be whole and in the new format (rfbproto.rst "SetPixelFormat").
@@ -223,7 +236,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
         },
         drain() {
           try {
-            viewer?.flush(desktop);
+            viewer?.flush(desktop, kernels);
           } catch (e) {
             fail(viewer, link, e);
           }
@@ -242,7 +255,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
     for (const v of viewers) {
       try {
         for (const c of changes) v.addChange(c);
-        v.flush(desktop);
+        v.flush(desktop, kernels);
       } catch (e) {
         fail(v, v.link, e);
       }

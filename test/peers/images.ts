@@ -4,7 +4,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { deflateSync } from "node:zlib";
+import { encodePng as encodePngBytes } from "../../relay/util/png.ts";
 
 /** 8-bit RGBA, rows top to bottom, no padding; alpha is 255 for everything read from a screen. */
 export interface RgbaImage {
@@ -288,51 +288,10 @@ export function describeStats(s: CompareStats): string {
 /** Identical RGB: the tolerance for lossless captures (captureX, and RFB itself). */
 export const EXACT: CompareOptions = { maxChannelDiff: 0, maxBadFraction: 0 };
 
-// PNG (ISO/IEC 15948): signature, IHDR, one IDAT, IEND; colour type 6 (RGBA), bit depth 8, filter 0 per row.
-// Written here rather than by `convert` so that this file starts no processes; rig.test.ts reads one back
-// with ImageMagick to prove it.
-const PNG_SIGNATURE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-function pngChunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, Bun.hash.crc32(out.subarray(4, 8 + data.length)) >>> 0);
-  return out;
-}
-
+/** A PNG of the picture (relay/util/png.ts; rig.test.ts reads one back with ImageMagick to prove it). */
 export function encodePng({ width, height, rgba }: RgbaImage): Uint8Array {
   checkSize(width, height);
-  if (rgba.length !== width * height * 4)
-    throw new Error(`rgba has ${rgba.length} bytes for ${width}×${height}`);
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 6; // colour type: RGBA
-  // compression 0, filter method 0, interlace 0
-  const stride = width * 4;
-  const raw = new Uint8Array((stride + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (stride + 1)] = 0; // filter type None
-    raw.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  }
-  const parts = [
-    PNG_SIGNATURE,
-    pngChunk("IHDR", ihdr),
-    pngChunk("IDAT", deflateSync(raw, { level: 6 })),
-    pngChunk("IEND", new Uint8Array(0)),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return encodePngBytes(width, height, rgba);
 }
 
 /** Saves a picture as PNG, creating the folder (artifacts go under test/artifacts/, which git ignores). */
