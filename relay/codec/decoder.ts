@@ -9,7 +9,7 @@ import { Encoding } from "../rfb/constants.ts";
 import { RfbError, toRfbError } from "../rfb/errors.ts";
 import { bytesPerPixel, CANONICAL_FORMAT, type PixelFormat } from "../rfb/pixel-format.ts";
 import { copyRectSource } from "./copyrect.ts";
-import type { CodecKernels } from "./kernels.ts";
+import { type CodecKernels, inflateForKernels } from "./kernels.ts";
 import { decodeTightBody, TightStreams } from "./tight.ts";
 import type { Rect } from "./types.ts";
 import { cpixelBytes } from "./zrle.ts";
@@ -125,7 +125,7 @@ export class SessionDecoder {
       case Encoding.Zlib: {
         // Inflates to exactly a Raw body: a hard cap at the expected size, and a short result is an error.
         const need = w * h * bytesPerPixel(this.#pf);
-        const raw = this.#zlib.inflate(lengthPrefixed(body, "zlib"), need);
+        const raw = inflateForKernels(k, this.#zlib, lengthPrefixed(body, "zlib"), need);
         if (raw.length !== need)
           throw new RfbError("BAD_RECT", `zlib rect inflated to ${raw.length} of ${need} bytes`);
         k.raw(x, y, w, h, raw);
@@ -133,7 +133,12 @@ export class SessionDecoder {
       }
       case Encoding.ZRLE: {
         const cpixel = cpixelBytes(this.#pf);
-        const tiles = this.#zrle.inflate(lengthPrefixed(body, "zrle"), zrleInflatedBound(w, h, cpixel));
+        const tiles = inflateForKernels(
+          k,
+          this.#zrle,
+          lengthPrefixed(body, "zrle"),
+          zrleInflatedBound(w, h, cpixel),
+        );
         k.zrle(x, y, w, h, tiles);
         break;
       }

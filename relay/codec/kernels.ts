@@ -8,9 +8,11 @@
 // live in the host (relay/codec/decoder.ts, relay/codec/tight.ts), shared by both implementations.
 // Every method throws an RfbError on bad input and never writes outside its rect.
 
+import { RfbError } from "../rfb/errors.ts";
 import type { PixelFormat } from "../rfb/pixel-format.ts";
 import type { DiffRect } from "./diff.ts";
 import type { TightEncodeKernels } from "./tight-encode-kernels.ts";
+import type { Inflater } from "./zstream.ts";
 
 export interface CodecKernels {
   /** "ts", "wasm-debug" or "wasm-release". */
@@ -25,6 +27,12 @@ export interface CodecKernels {
   setOutputFormat(pf: PixelFormat): void;
   /** The whole framebuffer, canonical, rows packed: a view, valid until the next call on this instance. */
   pixels(): Uint8Array;
+  /**
+   * Where the decoders read their input, when it is memory of their own (the WASM core's IN region): a view
+   * of its first `size` bytes that a host may fill (inflate into) and pass back as a decoder's `data`
+   * without a copy; null when there is no such place (the TS twin) or it is smaller than `size`.
+   */
+  inputArea(size: number): Uint8Array | null;
 
   // ---- decoders: write one rect of the framebuffer ----
   /** Solid rect; `canonical` = R | G << 8 | B << 16. */
@@ -64,4 +72,44 @@ export interface CodecKernels {
   encodeZrle(x: number, y: number, w: number, h: number): Uint8Array;
   /** Tight encoder kernels (palette analysis, filters, solid search). */
   readonly tight: TightEncodeKernels;
+}
+
+/** RECT_OUT_OF_BOUNDS unless the rect lies inside a width × height framebuffer, each dimension on its own. */
+export function checkRectInside(
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  width: number,
+  height: number,
+): void {
+  if (x < 0 || y < 0 || w < 0 || h < 0 || x > width - w || y > height - h) {
+    throw new RfbError("RECT_OUT_OF_BOUNDS", `rect ${w}x${h} at ${x},${y} in ${width}x${height}`);
+  }
+}
+
+/**
+ * Inflates one rect's data under the cap `maxOut`, straight into the kernels' input area when they have
+ * one (the WASM core: no copy between zlib and the kernel), else into a new array.
+ */
+export function inflateForKernels(
+  k: CodecKernels,
+  inflater: Inflater,
+  data: Uint8Array,
+  maxOut: number,
+  prefix?: Uint8Array,
+): Uint8Array {
+  const offset = prefix?.length ?? 0;
+  const area = k.inputArea(offset + maxOut + 1);
+  if (!area) {
+    const out = inflater.inflate(data, maxOut);
+    if (!prefix) return out;
+    const joined = new Uint8Array(offset + out.length);
+    joined.set(prefix);
+    joined.set(out, offset);
+    return joined;
+  }
+  if (prefix) area.set(prefix);
+  const n = inflater.inflateInto(data, area.subarray(offset), maxOut);
+  return area.subarray(0, offset + n);
 }

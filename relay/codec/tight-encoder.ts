@@ -91,6 +91,33 @@ function dataPart(filtered: Uint8Array, stream: number, level: number): EncodedP
   return { kind: "zlib", stream, data: deflateRect(filtered, level), length: "compact" };
 }
 
+/**
+ * Full colour is where deflate spends its time. On photo-like pixels string matching gains under 1% for
+ * 2–4× the time of Huffman-only coding (bench/RESULTS.md "Codec core": the corpus frame's photo), while on
+ * synthetic or repetitive content it gains 10% and more. A sample of the data, deflated both ways, decides.
+ */
+const SAMPLE_BYTES = 16 * 1024;
+/** Matching must save at least this share on the sample to be worth its time. */
+const MATCHING_MIN_GAIN = 0.03;
+
+/** Full-colour data: Huffman-only when a sample says string matching would not pay, else at `level`. */
+function fullColourPart(filtered: Uint8Array, level: number): EncodedPart {
+  if (filtered.length < 2 * SAMPLE_BYTES || level === 0)
+    return dataPart(filtered, TightStream.FullColour, level);
+  const sample = filtered.subarray(0, SAMPLE_BYTES);
+  const matched = deflateRect(sample, level).length;
+  const huffman = deflateRect(sample, level, "huffman").length;
+  if (matched > huffman * (1 - MATCHING_MIN_GAIN)) {
+    return {
+      kind: "zlib",
+      stream: TightStream.FullColour,
+      data: deflateRect(filtered, level, "huffman"),
+      length: "compact",
+    };
+  }
+  return dataPart(filtered, TightStream.FullColour, level);
+}
+
 /** One sub-rect: analysed, then Fill, Mono, Indexed or full colour. */
 function encodeSubRect(
   t: TightEncodeKernels,
@@ -107,7 +134,7 @@ function encodeSubRect(
   if (palette.length === 0) {
     parts = [
       Uint8Array.of(TightStream.FullColour << 4), // Basic, stream 0, copy filter (no filter-id)
-      dataPart(t.encodeFull(x, y, w, h), TightStream.FullColour, fullLevel),
+      fullColourPart(t.encodeFull(x, y, w, h), fullLevel),
     ];
   } else {
     const mono = palette.length === 2;

@@ -18,8 +18,7 @@ import { RfbError } from "../rfb/errors.ts";
 import { toCanonical } from "../rfb/pixel-convert.ts";
 import { bytesPerPixel, type PixelFormat, readPixel, writePixel } from "../rfb/pixel-format.ts";
 import type { Framebuffer } from "./framebuffer.ts";
-import type { CodecKernels } from "./kernels.ts";
-import { checkRectInside } from "./ts-kernels.ts";
+import { type CodecKernels, checkRectInside, inflateForKernels } from "./kernels.ts";
 import { type DecodeContext, NEED_MORE, type Rect, type RectCodec, type RectFramer } from "./types.ts";
 import { createInflater, type Inflater } from "./zstream.ts";
 
@@ -299,25 +298,31 @@ export function decodeTightBody(
   }
   // Before inflating: the inflate cap is computed from w × h, which only the framebuffer bounds.
   checkRectInside(x, y, w, h, k.width, k.height);
+  // The palette kernel takes the palette and the indices as one input: contiguous in the body when raw,
+  // and the palette goes in front of the inflated indices otherwise.
+  const paletteEnd = header.pixelsOffset + header.colours * tpixelBytes(pf);
+  const palette =
+    header.filter === TightFilter.Palette ? body.subarray(header.pixelsOffset, paletteEnd) : undefined;
   let data = body.subarray(header.dataOffset);
   if (header.compressed) {
-    data = streams.stream(header.stream).inflate(data, header.dataSize);
-    if (data.length !== header.dataSize) {
-      throw badRect(`zlib data inflated to ${data.length} of ${header.dataSize} bytes`);
-    }
+    data = inflateForKernels(k, streams.stream(header.stream), data, header.dataSize, palette);
+    const got = data.length - (palette?.length ?? 0);
+    if (got !== header.dataSize) throw badRect(`zlib data inflated to ${got} of ${header.dataSize} bytes`);
   }
   switch (header.filter) {
     case TightFilter.Copy:
       k.tightCopy(x, y, w, h, data);
       return;
-    case TightFilter.Palette: {
-      // The kernel takes the palette and the indices as one input: contiguous in the body when raw.
-      const start = header.pixelsOffset;
-      const paletteEnd = start + header.colours * tpixelBytes(pf);
-      const input = header.compressed ? concat(body.subarray(start, paletteEnd), data) : body.subarray(start);
-      k.tightPalette(x, y, w, h, header.colours, input);
+    case TightFilter.Palette:
+      k.tightPalette(
+        x,
+        y,
+        w,
+        h,
+        header.colours,
+        header.compressed ? data : body.subarray(header.pixelsOffset),
+      );
       return;
-    }
     default:
       // The core works out channel widths through its pixel reader, exact up to 8 bits per channel; a
       // wider channel (a 10-bit format, which no viewer asks for) is un-filtered here, per the spec.
@@ -327,13 +332,6 @@ export function decodeTightBody(
         k.tightGradient(x, y, w, h, data);
       }
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 // ---- the TS twins of wasm/assembly/tight.ts ----

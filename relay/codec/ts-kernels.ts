@@ -10,7 +10,7 @@ import { pixelFormatArgs } from "./wasm-kernels.ts";
 import { type DiffRect, diffRectTs } from "./diff.ts";
 import { Framebuffer } from "./framebuffer.ts";
 import { hextileDecodeTs, hextileEncodeTs } from "./hextile.ts";
-import type { CodecKernels } from "./kernels.ts";
+import { type CodecKernels, checkRectInside } from "./kernels.ts";
 import { rawEncoder } from "./raw.ts";
 import { rreDecodeTs } from "./rre.ts";
 import { tightCopyTs, tightGradientTs, tightPaletteTs } from "./tight.ts";
@@ -19,20 +19,6 @@ import { trleDecodeTs, zrleDecodeTs, zrleEncodeTs } from "./zrle.ts";
 
 const MAX_SIDE = 16384;
 const MAX_PIXELS = 8 * 1024 * 1024;
-
-/** RECT_OUT_OF_BOUNDS unless the rect lies inside a width × height framebuffer, each dimension on its own. */
-export function checkRectInside(
-  x: number,
-  y: number,
-  w: number,
-  h: number,
-  width: number,
-  height: number,
-): void {
-  if (x < 0 || y < 0 || w < 0 || h < 0 || x > width - w || y > height - h) {
-    throw new RfbError("RECT_OUT_OF_BOUNDS", `rect ${w}x${h} at ${x},${y} in ${width}x${height}`);
-  }
-}
 
 export class TsKernels implements CodecKernels {
   readonly name = "ts";
@@ -76,6 +62,10 @@ export class TsKernels implements CodecKernels {
 
   pixels(): Uint8Array {
     return this.fb.data;
+  }
+
+  inputArea(): null {
+    return null;
   }
 
   #check(x: number, y: number, w: number, h: number): void {

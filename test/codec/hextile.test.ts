@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Framebuffer } from "../../relay/codec/framebuffer.ts";
 import { HextileMask, hextileCodec, hextileDecodeTs, hextileEncoder } from "../../relay/codec/hextile.ts";
-import { checkRectInside } from "../../relay/codec/ts-kernels.ts";
+import { checkRectInside } from "../../relay/codec/kernels.ts";
 import { type DecodeContext, NEED_MORE, type Rect } from "../../relay/codec/types.ts";
 import { ByteQueue } from "../../relay/rfb/byte-queue.ts";
 import { Encoding, RECT_HEADER_LENGTH, ServerMsg } from "../../relay/rfb/constants.ts";

@@ -577,3 +577,29 @@ describe("the recorded TigerVNC ZRLE session (shared/corpus/zrle.s2c.rfb.gz)", (
     });
   }
 });
+
+describe("inflateInto: straight into a caller's buffer (the codec core's input region)", () => {
+  for (const engine of ENGINES) {
+    test(`${engine}: the same bytes as inflate(), rect after rect on one stream, with the cap enforced`, () => {
+      const rects = [randomBytes(5000, 1), repeated(new Uint8Array([1, 2, 3]), 70000), randomBytes(10, 2)];
+      const chunks = [
+        cat(zlibStreamHeader(6), deflateRect(rects[0]!, 6)),
+        ...rects.slice(1).map((r) => deflateRect(r, 6)),
+      ];
+      const a = createInflater(engine);
+      const b = createInflater(engine);
+      const target = new Uint8Array(80000);
+      for (let i = 0; i < rects.length; i++) {
+        const n = b.inflateInto(chunks[i]!, target, rects[i]!.length);
+        expect(target.subarray(0, n)).toEqual(new Uint8Array(a.inflate(chunks[i]!, rects[i]!.length)));
+        expect(n).toBe(rects[i]!.length);
+      }
+      // One byte over the cap is refused, and the target must hold the cap plus one byte.
+      const c = createInflater(engine);
+      expect(codeOf(() => c.inflateInto(chunks[0]!, target, rects[0]!.length - 1))).toBe("LIMIT_EXCEEDED");
+      expect(() => createInflater(engine).inflateInto(chunks[0]!, new Uint8Array(5000), 5000)).toThrow(
+        RangeError,
+      );
+    });
+  }
+});
