@@ -43,6 +43,8 @@ export interface DemoDevice {
   tick(nowMs: number): void;
   /** Viewers currently connected. */
   readonly viewers: number;
+  /** Rects sent so far, by encoding number (which encoder each viewer's list selected). */
+  readonly rectsSent: ReadonlyMap<number, number>;
   stop(): Promise<void>;
 }
 
@@ -106,7 +108,7 @@ class DemoViewer {
   }
 
   /** Sends one update if one was requested, there is something to send, and the viewer is reading. */
-  flush(desktop: DemoDesktop, kernels: CodecKernels): void {
+  flush(desktop: DemoDesktop, kernels: CodecKernels, sent: Map<number, number>): void {
     if (!this.requested || this.link.buffered > SEND_BUDGET) return;
     const fb = desktop.fb;
     const pf = this.conn.pixelFormat;
@@ -129,6 +131,7 @@ class DemoViewer {
         compressLevel === undefined ? {} : { compressLevel },
       )) {
         parts.push(serializeRect(r, this.streams));
+        sent.set(r.encoding, (sent.get(r.encoding) ?? 0) + 1);
         n++;
       }
     };
@@ -164,6 +167,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
   const kernels = await createWasmKernels("release");
   kernels.resize(desktop.fb.width, desktop.fb.height);
   kernels.setInputFormat(CANONICAL_FORMAT);
+  const rectsSent = new Map<number, number>();
   const viewers = new Set<DemoViewer>();
   const name = o.name ?? "shadowrelay demo device";
 
@@ -200,7 +204,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
                 v.dirty = [];
               }
               v.requested = true;
-              v.flush(desktop, kernels);
+              v.flush(desktop, kernels, rectsSent);
               return;
             case "SetPixelFormat":
               // The next update must be whole and in the new format (rfbproto.rst "SetPixelFormat").
@@ -236,7 +240,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
         },
         drain() {
           try {
-            viewer?.flush(desktop, kernels);
+            viewer?.flush(desktop, kernels, rectsSent);
           } catch (e) {
             fail(viewer, link, e);
           }
@@ -255,7 +259,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
     for (const v of viewers) {
       try {
         for (const c of changes) v.addChange(c);
-        v.flush(desktop, kernels);
+        v.flush(desktop, kernels, rectsSent);
       } catch (e) {
         fail(v, v.link, e);
       }
@@ -273,6 +277,7 @@ export async function startDemoDevice(o: DemoDeviceOptions): Promise<DemoDevice>
     get viewers() {
       return viewers.size;
     },
+    rectsSent,
     async stop() {
       if (timer) clearInterval(timer);
       for (const v of viewers) v.link.abort();
