@@ -23,6 +23,16 @@ export interface RfbLimits {
   maxPendingBytes: number;
   /** Milliseconds from connect to the end of the handshake. @default 30000 */
   handshakeTimeoutMs: number;
+  /**
+   * Rects in one FramebufferUpdate, LastRect-terminated streams included (which could otherwise never
+   * end). @default 65535 (the U16 count; bad-inputs.md B "number-of-rectangles")
+   */
+  maxUpdateRects: number;
+  /**
+   * Pixels covered by the rects of one FramebufferUpdate, summed: the decode work budget of one update.
+   * @default 33554432 (4 × the framebuffer pixel budget: a full frame with room for overlapping copies)
+   */
+  maxUpdatePixels: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RfbLimits> = Object.freeze({
@@ -36,6 +46,8 @@ export const DEFAULT_LIMITS: Readonly<RfbLimits> = Object.freeze({
   maxScreens: 16,
   maxPendingBytes: 48 * 1024 * 1024,
   handshakeTimeoutMs: 30_000,
+  maxUpdateRects: 65535,
+  maxUpdatePixels: 4 * 8 * 1024 * 1024,
 });
 
 /** Defaults with overrides applied; an override that is undefined keeps the default, a bad one throws. */

@@ -65,6 +65,9 @@ export class ServerMessageReader {
   /** Rects left in the current update; -1 outside an update; LAST_RECT_COUNT streams until LastRect. */
   private rectsLeft = -1;
   private rectFramer: { rect: Rect; framer: RectFramer | null } | null = null;
+  /** Rects and pixels of the current update so far (the work budget: limits maxUpdateRects/Pixels). */
+  private updateRects = 0;
+  private updatePixels = 0;
   /** Bytes of an oversized cut text still to discard. */
 
   constructor(o: ServerReaderOptions) {
@@ -91,6 +94,8 @@ export class ServerMessageReader {
         const n = q.u16(2);
         q.skip(4);
         this.rectsLeft = n; // 0: an empty update; the next call reports its end
+        this.updateRects = 0;
+        this.updatePixels = 0;
         return { type: "FramebufferUpdateStart", rects: n };
       }
       case ServerMsg.SetColourMapEntries: {
@@ -159,6 +164,11 @@ export class ServerMessageReader {
   /** Validates a rect header; returns the codec's framer for real encodings, null for pseudo-encodings. */
   private admit(rect: Rect): RectFramer | null {
     const enc = rect.encoding;
+    // The work budget of one update, before anything of this rect is read (bad-inputs.md B: 65535 cheap
+    // rects repeated, or a LastRect stream that never ends).
+    if (enc !== PseudoEncoding.LastRect && ++this.updateRects > this.limits.maxUpdateRects) {
+      throw new RfbError("LIMIT_EXCEEDED", `more than ${this.limits.maxUpdateRects} rects in one update`);
+    }
     if (FRAMED_PSEUDO.has(enc)) {
       if (enc !== PseudoEncoding.LastRect && !this.encodings.has(enc)) {
         throw new RfbError("UNKNOWN_ENCODING", `pseudo-encoding ${enc} was not negotiated`);
@@ -173,6 +183,13 @@ export class ServerMessageReader {
       throw new RfbError(
         "RECT_OUT_OF_BOUNDS",
         `${rect.w}x${rect.h}+${rect.x}+${rect.y} in ${this.width}x${this.height}`,
+      );
+    }
+    this.updatePixels += rect.w * rect.h;
+    if (this.updatePixels > this.limits.maxUpdatePixels) {
+      throw new RfbError(
+        "LIMIT_EXCEEDED",
+        `rects of one update cover more than ${this.limits.maxUpdatePixels} px`,
       );
     }
     return codec.framer(rect, { pf: this.pf, limits: this.limits });

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { ByteQueue } from "../../relay/rfb/byte-queue.ts";
 import { Encoding, PseudoEncoding } from "../../relay/rfb/constants.ts";
-import { DEFAULT_LIMITS } from "../../relay/rfb/limits.ts";
+import { DEFAULT_LIMITS, limitsWith, type RfbLimits } from "../../relay/rfb/limits.ts";
 import { CANONICAL_FORMAT, type PixelFormat } from "../../relay/rfb/pixel-format.ts";
 import { type ServerMessage, ServerMessageReader } from "../../relay/rfb/server-messages.ts";
 import {
@@ -17,6 +17,7 @@ import {
   serverFenceMsg,
 } from "../../relay/rfb/writer.ts";
 import { cat, hex, splits } from "../helpers/bytes.ts";
+import { codeOf } from "../helpers/errors.ts";
 import { errorOfWith, parseAllWith } from "../helpers/parse.ts";
 
 const ALL = new Set<number>([
@@ -29,9 +30,11 @@ const ALL = new Set<number>([
   PseudoEncoding.DesktopName,
 ]);
 
-function reader(o: { w?: number; h?: number; pf?: PixelFormat; encodings?: Set<number> } = {}) {
+function reader(
+  o: { w?: number; h?: number; pf?: PixelFormat; encodings?: Set<number>; limits?: Partial<RfbLimits> } = {},
+) {
   return new ServerMessageReader({
-    limits: DEFAULT_LIMITS,
+    limits: limitsWith(o.limits),
     pf: o.pf ?? CANONICAL_FORMAT,
     width: o.w ?? 64,
     height: o.h ?? 48,
@@ -234,5 +237,39 @@ describe("table B: malicious server messages", () => {
     expect(r.next(q)?.type).toBe("FramebufferUpdateEnd");
     expect(rects).toBe(65535);
     expect(q.capacity).toBeLessThanOrEqual(64);
+  });
+
+  test("a LastRect stream that goes past 65535 rects is refused (the update would never end)", () => {
+    const q = new ByteQueue(1 << 16, 64);
+    const r = reader();
+    q.push(framebufferUpdateHeader(0xffff));
+    r.next(q);
+    for (let i = 0; i < 65535; i++) {
+      q.push(rectHeader(0, 0, 0, 0, Encoding.Raw));
+      expect(r.next(q)?.type).toBe("Rect");
+    }
+    q.push(rectHeader(0, 0, 0, 0, Encoding.Raw));
+    expect(codeOf(() => r.next(q))).toBe("LIMIT_EXCEEDED");
+  });
+
+  test("the rects of one update may cover at most maxUpdatePixels, counted before their bodies are read", () => {
+    // A 64×48 framebuffer with a budget of 4 frames: four full-screen CopyRects pass, the fifth is refused
+    // from its header alone; the next update starts a new budget.
+    const copy = cat(rectHeader(0, 0, 64, 48, Encoding.CopyRect), hex("0000 0000"));
+    const limits = { maxUpdatePixels: 4 * 64 * 48 };
+    const ok = parseAllWith(reader({ limits }), [cat(framebufferUpdateHeader(4), copy, copy, copy, copy)]);
+    expect(ok.filter((m) => m.type === "Rect")).toHaveLength(4);
+    const r = reader({ limits });
+    const q = new ByteQueue(1 << 16);
+    q.push(
+      cat(framebufferUpdateHeader(5), copy, copy, copy, copy, rectHeader(0, 0, 64, 48, Encoding.CopyRect)),
+    );
+    for (let i = 0; i < 5; i++) r.next(q);
+    expect(codeOf(() => r.next(q))).toBe("LIMIT_EXCEEDED");
+    const again = parseAllWith(reader({ limits }), [
+      cat(framebufferUpdateHeader(4), copy, copy, copy, copy),
+      cat(framebufferUpdateHeader(4), copy, copy, copy, copy),
+    ]);
+    expect(again.filter((m) => m.type === "Rect")).toHaveLength(8);
   });
 });
