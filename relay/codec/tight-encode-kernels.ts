@@ -19,7 +19,7 @@ import type { CodecCore } from "../../wasm/loader.ts";
 import { RfbError } from "../rfb/errors.ts";
 import { type PixelFormat, packPixel, writePixel } from "../rfb/pixel-format.ts";
 import type { Framebuffer } from "./framebuffer.ts";
-import { checkedResult } from "./wasm-kernels.ts";
+import { checkedResult, copyOut } from "./wasm-kernels.ts";
 
 /** Side of the blocks the solid search tests (TigerVNC SolidSearchBlock). */
 export const SOLID_BLOCK = 16;
@@ -356,14 +356,9 @@ class WasmTightKernels implements TightEncodeKernels {
     return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
   }
 
-  /**
-   * A fresh copy of the first n bytes of OUT, by ArrayBuffer.prototype.slice: the cheapest fresh copy in
-   * Bun 1.4.5 (a 1080p frame of TPIXELs, 6.2 MB: 1.1–2.6 ms, against 3.4–4.3 ms for Uint8Array slice and
-   * 4.4 ms for new + set, which zero-fill; the kernel itself takes 0.3 ms).
-   */
+  /** A fresh copy of the first n bytes of OUT that the caller owns (wasm-kernels.ts copyOut). */
   #copyOut(n: number): Uint8Array {
-    const out = this.#core.region("OUT");
-    return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + n));
+    return copyOut(this.#core.region("OUT"), n);
   }
 
   /** Writes colours into WORK, where the palette filters and tightTpixels read them. */
