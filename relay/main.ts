@@ -3,7 +3,7 @@
 // does the work; nothing here speaks a protocol.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
 import { TsKernels } from "./codec/ts-kernels.ts";
 import { createWasmKernels } from "./codec/wasm-kernels.ts";
@@ -150,8 +150,17 @@ N (0-based, as a corpus index's afterUpdate). The output is a PNG, or raw RGBA (
 --core ts uses the pure-TypeScript twin instead of the WASM codec core. Exit 1 with the error's code on
 the first bad byte.`;
 
+/** parseArgs, with a usage error (unknown option, missing value) as exit status 2 like every other. */
+function parseOrFail<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e));
+  }
+}
+
 async function replayCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseOrFail({
     args: argv,
     options: {
       server: { type: "string" },
