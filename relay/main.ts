@@ -2,10 +2,13 @@
 // `shadowrelay`: the command line (DESIGN.md "Contract"). Parses arguments and hands off to the module that
 // does the work; nothing here speaks a protocol.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
+import { adminCommand } from "./admin.ts";
 import { TsKernels } from "./codec/ts-kernels.ts";
+import { startConnectProxy } from "./connect/proxy.ts";
+import { openWsChannel } from "./connect/ws-client.ts";
 import { createWasmKernels } from "./codec/wasm-kernels.ts";
 import { startDemoDevice } from "./demo/server.ts";
 import { canonicalToRgba, readRecording, replay } from "./replay.ts";
@@ -20,17 +23,15 @@ const USAGE = `shadowrelay ${packageJson.version}: shadow remote devices' screen
 Usage:
   shadowrelay serve [--listen 0.0.0.0:8443] [--data DIR] [--public-url URL] [--demo] [--cert F --key F]
   shadowrelay demo --listen HOST:PORT [--password-file F]
+  shadowrelay connect --relay URL --ticket T [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
+  shadowrelay admin [--relay URL] [--ca FILE | --insecure] <login|users|devices|enroll|session|ticket|sessions|end|audit|verify> …
   shadowrelay agent …     device side (gateway and direct modes)        — arrives with issue #4
-  shadowrelay connect …   native-viewer proxy                           — arrives with issue #4
-  shadowrelay admin …     the API from a shell                          — arrives with issue #4
   shadowrelay replay --server S2C[.gz] [--client C2S[.gz]] --out FILE.png|FILE.rgba [--at-update N]
 
 Run 'shadowrelay <command> --help' for a command's options.`;
 
 const PENDING: Record<string, string> = {
   agent: "the device agent arrives with issue #4 (the relay: control plane, gateway and direct modes)",
-  connect: "the native-viewer proxy arrives with issue #4 (the relay)",
-  admin: "the admin command arrives with issue #4 (the relay's control plane and API)",
 };
 
 function fail(msg: string): never {
@@ -131,8 +132,13 @@ Runs a relay node over TLS. The first start creates the data directory and a sel
       `  demo device: 127.0.0.1:${server.demo.port} (RFB, loopback only; try: vncviewer 127.0.0.1::${server.demo.port})`,
     );
   }
+  if (server.adminPassword !== null) {
+    lines.push(
+      `  first start: user "admin", password ${server.adminPassword}   (shown once; change it with: shadowrelay admin passwd admin)`,
+    );
+  }
   lines.push(
-    "  login:      users, the admin login and the web console arrive with issues #4 and #6",
+    `  login:      shadowrelay admin --relay ${server.publicUrl} login admin   (the web console arrives with issue #6)`,
     "  stop:       Ctrl+C",
     "",
   );
@@ -215,6 +221,98 @@ async function replayCommand(argv: string[]): Promise<void> {
   );
 }
 
+const CONNECT_HELP = `shadowrelay connect --relay URL --ticket T [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
+
+Lets a native VNC viewer shadow a session: listens on loopback for one viewer, prints the address and a
+one-time VNC password (8 characters, single use, burned after 3 wrong answers, valid 2 minutes), and when
+the viewer has authenticated, bridges it over WSS to the relay's /ws/view/<session>. The ticket comes from
+"POST /api/devices/:id/sessions" with audience "native" (shadowrelay admin session DEVICE --native).
+--exec starts the viewer: {addr} becomes host::port (TigerVNC's form), {host} and {port} the parts, and
+{password} the one-time password, e.g. --exec "vncviewer {addr}". The relay's certificate is pinned
+with --ca (default: data/tls/cert.pem when it exists).`;
+
+/** The session id a ticket names (its payload is readable; only the relay can check its MAC). */
+function ticketSession(ticket: string): string {
+  const payload = ticket.split(".")[0] ?? "";
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { session?: unknown };
+    if (typeof claims.session === "string" && /^[A-Za-z0-9_-]{1,128}$/.test(claims.session))
+      return claims.session;
+  } catch {
+    // fall through
+  }
+  fail("--ticket is not a shadowrelay viewer ticket");
+}
+
+/** --ca FILE, or data/tls/cert.pem when present; --insecure only when asked. */
+function trustOptions(values: { ca?: string | undefined; insecure?: boolean | undefined }): {
+  caPem?: string;
+  insecure?: boolean;
+} {
+  if (values.insecure) {
+    process.stderr.write("shadowrelay: --insecure: the relay's certificate is NOT checked\n");
+    return { insecure: true };
+  }
+  const file = values.ca ?? (existsSync("data/tls/cert.pem") ? "data/tls/cert.pem" : undefined);
+  return file === undefined ? {} : { caPem: readFileSync(file, "utf8") };
+}
+
+async function connectCommand(argv: string[]): Promise<void> {
+  const { values } = parseOrFail({
+    args: argv,
+    options: {
+      relay: { type: "string" },
+      ticket: { type: "string" },
+      listen: { type: "string", default: "127.0.0.1:0" },
+      exec: { type: "string" },
+      ca: { type: "string" },
+      insecure: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(CONNECT_HELP);
+    return;
+  }
+  if (!values.relay || !values.ticket) fail(`connect needs --relay and --ticket\n\n${CONNECT_HELP}`);
+  const session = ticketSession(values.ticket);
+  const base = values.relay.replace(/\/$/, "").replace(/^http/, "ws");
+  const wsUrl = `${base}/ws/view/${session}?ticket=${encodeURIComponent(values.ticket)}`;
+  const trust = trustOptions(values);
+  let proxy: ReturnType<typeof startConnectProxy>;
+  try {
+    proxy = startConnectProxy({ listen: values.listen, openRelay: () => openWsChannel(wsUrl, trust) });
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e));
+  }
+  const host = proxy.address.includes(":") ? `[${proxy.address}]` : proxy.address;
+  console.log(
+    `viewer address: ${host}:${proxy.port}   (TigerVNC: vncviewer ${proxy.address}::${proxy.port})`,
+  );
+  console.log(`one-time VNC password: ${proxy.password}   (single use; 3 wrong answers burn it)`);
+  let child: ReturnType<typeof Bun.spawn> | undefined;
+  if (values.exec) {
+    const argvExec = values.exec
+      .split(/\s+/)
+      .filter((w) => w.length > 0)
+      .map((w) =>
+        w
+          .replaceAll("{addr}", `${proxy.address}::${proxy.port}`)
+          .replaceAll("{host}", proxy.address)
+          .replaceAll("{port}", String(proxy.port))
+          .replaceAll("{password}", proxy.password),
+      );
+    child = Bun.spawn(argvExec, { stdout: "inherit", stderr: "inherit", stdin: "ignore" });
+  }
+  process.on("SIGINT", () => proxy.stop("interrupted"));
+  process.on("SIGTERM", () => proxy.stop("terminated"));
+  const result = await proxy.done;
+  child?.kill();
+  console.log(`session ${result.outcome}: ${result.reason}`);
+  process.exit(result.outcome === "completed" ? 0 : 1);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -224,6 +322,10 @@ async function main(argv: string[]): Promise<void> {
       return demo(rest);
     case "replay":
       return replayCommand(rest);
+    case "connect":
+      return connectCommand(rest);
+    case "admin":
+      return adminCommand(rest, fail);
     case "--version":
     case "-v":
       console.log(packageJson.version);

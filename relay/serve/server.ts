@@ -4,7 +4,14 @@
 // what is left, then stop the demo device.
 
 import packageJson from "../../package.json" with { type: "json" };
+import { type RelayConfig, DEFAULT_CONFIG } from "../config.ts";
+import { createApi } from "../control/api.ts";
+import { ControlError } from "../control/errors.ts";
+import type { TicketClaims } from "../control/tickets.ts";
+import { RelayNode } from "../node.ts";
 import { log } from "../util/log.ts";
+import { viewerRoutes } from "./viewer.ts";
+import { WsChannel, WsClose, type WsData } from "./ws.ts";
 import { isDnsName, isIpAddress } from "../util/x509.ts";
 import { createApp, type DemoAddress, formatHostPort } from "./app.ts";
 import { type DataDir, openDataDir } from "./data-dir.ts";
@@ -33,6 +40,10 @@ export interface ServerOptions {
   stopGraceMs?: number;
   /** Reported by /healthz. @default package.json version */
   version?: string;
+  /** Relay limits and timeouts. @default DEFAULT_CONFIG (relay/config.ts) */
+  config?: RelayConfig;
+  /** The first admin's password on a first start. @default random, returned once in adminPassword */
+  adminPassword?: string;
 }
 
 export interface RunningServer {
@@ -44,6 +55,10 @@ export interface RunningServer {
   port: number;
   tls: Pick<DataDir, "certFile" | "keyFile" | "certPem" | "certSha256Hex" | "spkiSha256Hex" | "generated">;
   demo: DemoAddress | undefined;
+  /** The control plane and live sessions. */
+  node: RelayNode;
+  /** Set on the first start only: the password of the user "admin" (printed once, never stored in clear). */
+  adminPassword: string | null;
   /** Graceful stop; safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -134,6 +149,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const demoAddress: DemoAddress | undefined =
     demo === undefined ? undefined : { host: demo.host, port: demo.port };
 
+  const config = options.config ?? DEFAULT_CONFIG;
+  const node = new RelayNode({ dataDir: data.dir, config, demo: () => demoAddress });
+  const adminPassword = await node.ensureAdmin(options.adminPassword);
+
   const clock = () => performance.now();
   const app = createApp({
     version: options.version ?? packageJson.version,
@@ -141,10 +160,52 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     now: clock,
     demo: () => demoAddress,
   });
+  // The public base URL is known once the listener has its port.
+  let publicBase = "";
+  app.route("/", createApi(node, { publicUrl: () => publicBase, remote: (c) => remoteOf(c.req.raw) }));
+  app.route("/", viewerRoutes({ describe: (session, ticket) => node.describeViewer(session, ticket) }));
+  const remotes = new WeakMap<Request, string>();
+  const remoteOf = (req: Request): string | null => remotes.get(req) ?? null;
 
-  let server: ReturnType<typeof Bun.serve>;
+  /** Same-origin, or listed in config.allowedOrigins: browsers always send Origin on a WebSocket upgrade. */
+  const originAllowed = (origin: string, req: Request): boolean => {
+    const host = req.headers.get("host");
+    if (host !== null && origin === `https://${host}`) return true;
+    if (publicBase !== "" && origin === new URL(publicBase).origin) return true;
+    return config.allowedOrigins.includes(origin);
+  };
+
+  /** GET /ws/view/:session?ticket=…: Origin, then the ticket (redeemed once), then the upgrade. */
+  const upgradeViewer = (req: Request, srv: Bun.Server<WsData>, session: string): Response | undefined => {
+    const url = new URL(req.url);
+    const origin = req.headers.get("origin");
+    if (origin !== null && !originAllowed(origin, req)) {
+      node.metrics.originsRefused++;
+      node.audit.append("origin.refused", "viewer", {
+        session: session.slice(0, 64),
+        origin: origin.slice(0, 200),
+      });
+      return new Response("forbidden origin", { status: 403 });
+    }
+    let claims: TicketClaims;
+    try {
+      claims = node.redeem(
+        session,
+        url.searchParams.get("ticket") ?? "",
+        origin === null ? "native" : "browser",
+      );
+    } catch (e) {
+      const status = e instanceof ControlError ? e.status : 401;
+      return new Response(e instanceof ControlError ? e.message : "refused", { status });
+    }
+    const data: WsData = { route: "view", params: { session }, claims };
+    if (srv.upgrade(req, { data })) return undefined;
+    return new Response("expected a WebSocket upgrade", { status: 426 });
+  };
+
+  let server: Bun.Server<WsData>;
   try {
-    server = Bun.serve({
+    server = Bun.serve<WsData>({
       hostname: listen.hostname,
       port: listen.port,
       tls: { cert: data.certPem, key: data.keyPem },
@@ -154,7 +215,40 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // Bun 1.4.5 turns SO_REUSEPORT on whenever development is false: a second relay (or anything else) on
       // this port would then silently share the connections instead of failing with EADDRINUSE.
       reusePort: false,
-      fetch: (request, srv) => app.fetch(request, { server: srv }),
+      fetch: (request, srv) => {
+        const ip = srv.requestIP(request);
+        if (ip) remotes.set(request, ip.address);
+        const path = new URL(request.url).pathname;
+        const view = /^\/ws\/view\/([A-Za-z0-9_-]{1,128})$/.exec(path);
+        if (view) return upgradeViewer(request, srv, view[1]!);
+        return app.fetch(request, { server: srv });
+      },
+      websocket: {
+        maxPayloadLength: config.viewerWsMaxPayload,
+        // Bun's own cap on a socket's queue; the pipe's send budget (relay/session/pipe.ts) acts well before.
+        backpressureLimit: 64 * 1024 * 1024,
+        closeOnBackpressureLimit: true,
+        idleTimeout: 0,
+        open(ws) {
+          const channel = new WsChannel(ws);
+          ws.data.channel = channel;
+          const claims = ws.data.claims;
+          if (ws.data.route === "view" && claims) {
+            node.attachViewer(claims, channel).catch((err: unknown) => {
+              log.error("viewer attach failed", { err });
+              channel.close("internal error", WsClose.Internal);
+            });
+          } else {
+            channel.close("unknown route", WsClose.Policy);
+          }
+        },
+        message(ws, message) {
+          ws.data.channel?.data(message);
+        },
+        close(ws, code, reason) {
+          ws.data.channel?.closed(code, reason);
+        },
+      },
       error(err) {
         log.error("unhandled request error", { err });
         return new Response("internal error", { status: 500 });
@@ -171,6 +265,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const port = server.port ?? listen.port;
   const url = `https://${formatHostPort(localHost(listen.hostname), port)}`;
   const publicText = publicUrl === undefined ? url : publicUrl.href.replace(/\/$/, "");
+  publicBase = publicText;
 
   log.info("relay listening", {
     listen: formatHostPort(listen.hostname, port),
@@ -185,6 +280,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // Sessions first: no new ones, live ones run until the drain deadline, then end with a reason.
+      await node.drain();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<"deadline">((resolve) => {
         timer = setTimeout(() => resolve("deadline"), stopGraceMs);
@@ -199,6 +296,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (demo !== undefined) {
         await demo.stop().catch((err: unknown) => log.warn("demo device did not stop cleanly", { err }));
       }
+      node.close();
       log.info("relay stopped", { url });
     })();
     return stopping;
@@ -218,6 +316,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       generated: data.generated,
     },
     demo: demoAddress,
+    node,
+    adminPassword,
     stop,
   };
 }

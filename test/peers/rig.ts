@@ -42,6 +42,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   display: "imagemagick",
   convert: "imagemagick",
   identify: "imagemagick",
+  chromium: "chromium",
 };
 
 /** Programs each helper here runs, for requirePeer(...). */

@@ -1,0 +1,380 @@
+// One relay node: the control plane (users, devices, sessions, tickets, audit in bun:sqlite under the data
+// dir) and the live sessions it carries. Transport-agnostic: the API (relay/control/api.ts) and the
+// WebSocket routes (relay/serve/server.ts) call into it, sessions get ByteChannels. The built-in demo
+// device (npm start) appears as a device the relay reaches itself over loopback; devices behind agents
+// (gateway mode) and direct mode are not wired in this version (issue #4 in progress).
+
+import type { Database } from "bun:sqlite";
+import { type RelayConfig, DEFAULT_CONFIG } from "./config.ts";
+import { AuditLog } from "./control/audit.ts";
+import { openDatabase } from "./control/db.ts";
+import { type Device, DeviceRegistry } from "./control/devices.ts";
+import { ControlError } from "./control/errors.ts";
+import { type SessionRecord, SessionStore } from "./control/sessions.ts";
+import {
+  type TicketAudience,
+  type TicketClaims,
+  issueTicket,
+  loadTicketSecret,
+  redeemTicket,
+  TicketError,
+  verifyTicket,
+} from "./control/tickets.ts";
+import { type AuthUser, type Role, Users } from "./control/users.ts";
+import { connectTcpChannel } from "./rfb/splice.ts";
+import type { ByteChannel } from "./session/channel.ts";
+import { type PipeEnd, type PipeSession, startPipe } from "./session/pipe.ts";
+import { log } from "./util/log.ts";
+
+/** The built-in demo device's id in the API. */
+export const DEMO_DEVICE_ID = "demo";
+
+export interface DeviceView {
+  id: string;
+  name: string;
+  mode: "builtin" | "gateway" | "direct";
+  online: boolean;
+  spkiSha256: string | null;
+  consent: string;
+  lastSeenAt: number | null;
+}
+
+export interface NodeMetrics {
+  sessionsStarted: number;
+  sessionsEnded: number;
+  bytesToViewers: number;
+  bytesToDevices: number;
+  ticketsRefused: number;
+  originsRefused: number;
+}
+
+interface Live {
+  record: SessionRecord;
+  pipe: PipeSession | null;
+  viewer: ByteChannel | null;
+  /** Ends a session nobody connected to once its last ticket expired. */
+  pendingTimer: ReturnType<typeof setTimeout> | null;
+}
+
+export interface NodeOptions {
+  /** Data directory, or ":memory:" for tests. */
+  dataDir: string;
+  config?: RelayConfig;
+  /** Where the built-in demo device listens, when it runs. */
+  demo?: () => { host: string; port: number } | undefined;
+  now?: () => number;
+}
+
+export class RelayNode {
+  readonly db: Database;
+  readonly config: RelayConfig;
+  readonly audit: AuditLog;
+  readonly users: Users;
+  readonly devices: DeviceRegistry;
+  readonly sessions: SessionStore;
+  readonly metrics: NodeMetrics = {
+    sessionsStarted: 0,
+    sessionsEnded: 0,
+    bytesToViewers: 0,
+    bytesToDevices: 0,
+    ticketsRefused: 0,
+    originsRefused: 0,
+  };
+  readonly #ticketSecret: Uint8Array;
+  readonly #live = new Map<string, Live>();
+  readonly #demo: () => { host: string; port: number } | undefined;
+  readonly #now: () => number;
+  #draining = false;
+
+  constructor(o: NodeOptions) {
+    this.config = o.config ?? DEFAULT_CONFIG;
+    this.#now = o.now ?? Date.now;
+    this.#demo = o.demo ?? (() => undefined);
+    this.db = openDatabase(o.dataDir);
+    this.audit = new AuditLog(this.db, {}, this.#now);
+    this.users = new Users(
+      this.db,
+      { tokenTtlMs: this.config.tokenTtlHours * 3600_000 },
+      { audit: this.audit.record, now: this.#now },
+    );
+    this.devices = new DeviceRegistry(this.db);
+    this.sessions = new SessionStore(this.db);
+    this.#ticketSecret = loadTicketSecret(this.db);
+    // Sessions that were open when the process last stopped cannot be resumed.
+    const stale = this.sessions.endAllOpen("relay restarted", "relay", this.#now());
+    if (stale > 0) this.audit.append("session.end", "system", { count: stale, reason: "relay restarted" });
+  }
+
+  /** First start: creates the admin user with a random password and returns it (printed once), else null. */
+  ensureAdmin(password?: string): Promise<string | null> {
+    return this.users.ensureAdmin(password);
+  }
+
+  get liveSessions(): number {
+    return this.#live.size;
+  }
+
+  listDevices(): DeviceView[] {
+    const out: DeviceView[] = [];
+    const demo = this.#demo();
+    if (demo) {
+      out.push({
+        id: DEMO_DEVICE_ID,
+        name: "Demo device (built in)",
+        mode: "builtin",
+        online: true,
+        spkiSha256: null,
+        consent: "none",
+        lastSeenAt: this.#now(),
+      });
+    }
+    for (const d of this.devices.list()) out.push(deviceView(d));
+    return out;
+  }
+
+  getDevice(id: string): DeviceView {
+    const d = this.listDevices().find((x) => x.id === id);
+    if (!d) throw new ControlError("NOT_FOUND", "no such device");
+    return d;
+  }
+
+  /** A new pipe session for `user` on a device, and the first viewer ticket. */
+  createSession(
+    user: AuthUser,
+    deviceId: string,
+    o: { viewOnly: boolean; audience?: TicketAudience },
+  ): { session: SessionRecord; ticket: string; ticketExpiresAt: number } {
+    if (this.#draining) throw new ControlError("UNAVAILABLE", "the relay is shutting down");
+    const device = this.getDevice(deviceId);
+    if (!device.online) throw new ControlError("UNAVAILABLE", "the device is offline");
+    if (device.mode !== "builtin") {
+      throw new ControlError("UNAVAILABLE", "only the built-in demo device can be shadowed in this version");
+    }
+    if (this.#live.size >= this.config.sessionsPerNode) {
+      throw new ControlError("UNAVAILABLE", "this relay carries its maximum number of sessions");
+    }
+    const session = this.sessions.create(
+      { deviceId, user: user.name, role: user.role, mode: "pipe", viewOnly: o.viewOnly },
+      this.#now(),
+    );
+    this.#live.set(session.id, { record: session, pipe: null, viewer: null, pendingTimer: null });
+    this.audit.append("session.create", user.name, {
+      session: session.id,
+      device: deviceId,
+      viewOnly: o.viewOnly,
+      role: user.role,
+    });
+    const t = this.issueTicket(user, session.id, o.audience ?? "browser");
+    return { session, ticket: t.ticket, ticketExpiresAt: t.expiresAt };
+  }
+
+  /** A further viewer ticket for a session the user may use (its owner, or an admin). */
+  issueTicket(
+    user: AuthUser,
+    sessionId: string,
+    audience: TicketAudience,
+  ): { ticket: string; expiresAt: number } {
+    const s = this.sessionFor(user, sessionId);
+    if (s.state === "ended") throw new ControlError("GONE", "the session has ended");
+    const issued = issueTicket(
+      this.#ticketSecret,
+      { session: s.id, device: s.deviceId, user: user.name, role: user.role, audience },
+      this.config.ticketTtlSeconds,
+      this.#now(),
+    );
+    this.#armPending(s.id, issued.expiresAt);
+    return { ticket: issued.ticket, expiresAt: issued.expiresAt };
+  }
+
+  /** A session still waiting for its viewer when its newest ticket expires (plus 5 s) ends. */
+  #armPending(sessionId: string, expiresAt: number): void {
+    const live = this.#live.get(sessionId);
+    if (!live || live.viewer !== null) return;
+    if (live.pendingTimer) clearTimeout(live.pendingTimer);
+    live.pendingTimer = setTimeout(
+      () => {
+        if (this.#live.get(sessionId)?.viewer === null) {
+          this.#ended(sessionId, { reason: "no viewer connected before the ticket expired", by: "relay" });
+        }
+      },
+      Math.max(0, expiresAt - this.#now()) + 5000,
+    );
+    live.pendingTimer.unref?.();
+  }
+
+  /** The session, if `user` may see it: its owner or an admin. */
+  sessionFor(user: AuthUser, sessionId: string): SessionRecord {
+    const s = this.sessions.get(sessionId);
+    if (!s || (s.user !== user.name && user.role !== "admin"))
+      throw new ControlError("NOT_FOUND", "no such session");
+    return s;
+  }
+
+  listSessions(user: AuthUser, active?: boolean): SessionRecord[] {
+    const all = this.sessions.list(active === undefined ? {} : { active });
+    return user.role === "admin" ? all : all.filter((s) => s.user === user.name);
+  }
+
+  /**
+   * What the viewer page shows before it connects: the device's name and whether the session is view-only,
+   * from a ticket checked (its MAC and session) but not redeemed — the WebSocket redeems it.
+   */
+  describeViewer(
+    sessionId: string,
+    ticket: string,
+  ): { title?: string; viewOnly?: boolean; refused?: string } {
+    try {
+      const claims = verifyTicket(this.#ticketSecret, ticket);
+      const s = this.sessions.get(sessionId);
+      if (!s || claims.session !== sessionId) return { refused: "This link is for another session." };
+      if (s.state === "ended") return { refused: "This session has ended." };
+      const device = this.listDevices().find((d) => d.id === s.deviceId);
+      return { title: device?.name ?? s.deviceId, viewOnly: s.viewOnly };
+    } catch {
+      return { refused: "This link is not valid. Ask for a new one." };
+    }
+  }
+
+  /** Redeems a viewer ticket for a WebSocket upgrade; refusals are audited and coded. */
+  redeem(sessionId: string, ticket: string, audience: TicketAudience): TicketClaims {
+    try {
+      const claims = redeemTicket(
+        this.db,
+        this.#ticketSecret,
+        ticket,
+        { session: sessionId, audience },
+        this.#now(),
+      );
+      const live = this.#live.get(sessionId);
+      if (!live || live.viewer !== null) {
+        throw new ControlError("CONFLICT", "the session is not waiting for a viewer");
+      }
+      return claims;
+    } catch (e) {
+      this.metrics.ticketsRefused++;
+      const reason = e instanceof TicketError ? e.reason : e instanceof ControlError ? e.code : "error";
+      this.audit.append("ticket.refused", "viewer", { session: sessionId.slice(0, 64), reason });
+      throw e;
+    }
+  }
+
+  /** The viewer's channel is open: reach the device and start the pipe. */
+  async attachViewer(claims: TicketClaims, viewer: ByteChannel): Promise<void> {
+    const live = this.#live.get(claims.session);
+    if (!live || live.viewer !== null) {
+      viewer.close("session not waiting for a viewer");
+      return;
+    }
+    live.viewer = viewer;
+    if (live.pendingTimer) clearTimeout(live.pendingTimer);
+    const demo = this.#demo();
+    let device: ByteChannel;
+    try {
+      if (claims.device !== DEMO_DEVICE_ID || !demo) throw new Error("device offline");
+      device = await connectTcpChannel(demo.host, demo.port);
+    } catch (e) {
+      viewer.close("device unavailable");
+      this.#ended(claims.session, { reason: "device unavailable", by: "relay", detail: String(e) });
+      return;
+    }
+    this.sessions.activate(claims.session, this.#now());
+    this.metrics.sessionsStarted++;
+    this.audit.append("session.start", claims.user, {
+      session: claims.session,
+      device: claims.device,
+      role: claims.role,
+      audience: claims.audience,
+      viewOnly: live.record.viewOnly,
+      mode: live.record.mode,
+      consent: "not required (built-in device)",
+    });
+    live.pipe = startPipe({
+      viewer,
+      device,
+      viewOnly: live.record.viewOnly,
+      limits: this.config.rfb,
+      sendBudgetBytes: this.config.viewerSendBudget,
+      sendBudgetMs: this.config.viewerOverBudgetMs,
+      onFirstDrop: (kind) =>
+        this.audit.append("session.input-dropped", claims.user, { session: claims.session, kind }),
+      onEnd: (end) => this.#ended(claims.session, end),
+    });
+  }
+
+  /** Ends a session from the API or at shutdown. */
+  endSession(user: AuthUser | null, sessionId: string, reason: string): void {
+    const s = user ? this.sessionFor(user, sessionId) : this.sessions.get(sessionId);
+    if (!s) throw new ControlError("NOT_FOUND", "no such session");
+    const live = this.#live.get(sessionId);
+    if (live?.pipe) {
+      live.pipe.end(reason);
+      return;
+    }
+    this.#ended(sessionId, { reason, by: "relay", endedBy: user?.name ?? "system" });
+  }
+
+  #ended(
+    sessionId: string,
+    end: Partial<PipeEnd> & { reason: string; by: string; detail?: string; endedBy?: string },
+  ): void {
+    const live = this.#live.get(sessionId);
+    if (live?.pendingTimer) clearTimeout(live.pendingTimer);
+    this.#live.delete(sessionId);
+    const record = this.sessions.get(sessionId);
+    if (!record || record.state === "ended") return;
+    const bytesToViewer = end.bytesToViewer ?? 0;
+    const bytesToDevice = end.bytesToDevice ?? 0;
+    this.metrics.sessionsEnded++;
+    this.metrics.bytesToViewers += bytesToViewer;
+    this.metrics.bytesToDevices += bytesToDevice;
+    this.sessions.end(
+      sessionId,
+      { reason: end.reason, by: end.endedBy ?? end.by, bytesToDevice, bytesFromDevice: bytesToViewer },
+      this.#now(),
+    );
+    this.audit.append("session.end", end.endedBy ?? end.by, {
+      session: sessionId,
+      device: record.deviceId,
+      user: record.user,
+      reason: end.reason,
+      ...(end.error ? { error: end.error } : {}),
+      bytesToViewer,
+      bytesToDevice,
+      ...(end.dropped ? { dropped: end.dropped } : {}),
+    });
+    if (live?.viewer && !live.pipe) live.viewer.close(end.reason);
+    log.info("session ended", { session: sessionId, reason: end.reason, by: end.by, detail: end.detail });
+  }
+
+  /** SIGTERM: refuse new sessions, let live ones run until the deadline, then end them with a reason. */
+  async drain(deadlineMs = this.config.drainMs): Promise<void> {
+    this.#draining = true;
+    // Sessions nobody has connected to yet end at once; carried ones get until the deadline.
+    for (const [id, live] of [...this.#live])
+      if (live.viewer === null) this.endSession(null, id, "relay shutting down");
+    const until = this.#now() + deadlineMs;
+    while (this.#live.size > 0 && this.#now() < until) await Bun.sleep(50);
+    for (const id of [...this.#live.keys()]) this.endSession(null, id, "relay shutting down");
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  roleAllows(user: AuthUser, need: Role): boolean {
+    return need === "operator" || user.role === "admin";
+  }
+}
+
+function deviceView(d: Device): DeviceView {
+  return {
+    id: d.id,
+    name: d.name,
+    mode: d.mode,
+    // Gateway and direct devices are reached through agents, which this version does not connect yet.
+    online: false,
+    spkiSha256: d.spkiSha256,
+    consent: d.consent,
+    lastSeenAt: d.lastSeenAt ?? null,
+  };
+}
