@@ -57,8 +57,10 @@ function saveToken(relay: string, token: string | null): void {
 async function readPassword(given: string | undefined): Promise<string> {
   if (given !== undefined) return given;
   if (process.env.SHADOWRELAY_PASSWORD) return process.env.SHADOWRELAY_PASSWORD;
-  const text = await new Response(Bun.stdin.stream()).text();
-  return text.split("\n")[0] ?? "";
+  if (process.stdin.isTTY) process.stderr.write("password: ");
+  // One line from stdin (Bun's console is an async iterable of input lines).
+  for await (const line of console) return line;
+  return "";
 }
 
 export async function adminCommand(argv: string[], fail: Fail): Promise<void> {

@@ -6,6 +6,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
 import { adminCommand } from "./admin.ts";
+import { startAgent } from "./agent/agent.ts";
+import { enrollAgent } from "./agent/enroll.ts";
 import { TsKernels } from "./codec/ts-kernels.ts";
 import { startConnectProxy } from "./connect/proxy.ts";
 import { openWsChannel } from "./connect/ws-client.ts";
@@ -25,14 +27,13 @@ Usage:
   shadowrelay demo --listen HOST:PORT [--password-file F]
   shadowrelay connect --relay URL --ticket T [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
   shadowrelay admin [--relay URL] [--ca FILE | --insecure] <login|users|devices|enroll|session|ticket|sessions|end|audit|verify> …
-  shadowrelay agent …     device side (gateway and direct modes)        — arrives with issue #4
+  shadowrelay agent --relay URL --enroll TOKEN --state DIR [--relay-fingerprint HEX] [--name N]
+  shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD]
   shadowrelay replay --server S2C[.gz] [--client C2S[.gz]] --out FILE.png|FILE.rgba [--at-update N]
 
 Run 'shadowrelay <command> --help' for a command's options.`;
 
-const PENDING: Record<string, string> = {
-  agent: "the device agent arrives with issue #4 (the relay: control plane, gateway and direct modes)",
-};
+const PENDING: Record<string, string> = {};
 
 function fail(msg: string): never {
   process.stderr.write(`shadowrelay: ${msg}\n`);
@@ -313,6 +314,80 @@ async function connectCommand(argv: string[]): Promise<void> {
   process.exit(result.outcome === "completed" ? 0 : 1);
 }
 
+const AGENT_HELP = `shadowrelay agent --relay URL --enroll TOKEN --state DIR [--relay-fingerprint HEX] [--name N]
+shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD]
+
+The device side. Enrollment (once): generates the device's key pair, pins the relay's certificate (its
+SHA-256 from --relay-fingerprint, which "admin enroll" prints; without it, trusted on first use with a
+warning) and stores the identity under --state (0600). Then run it: it keeps a control connection to the
+relay (reconnecting with back-off), proves the device key on every connection, asks the device user for
+consent as the policy says (ask: --consent-command runs with the requester's name and role as arguments,
+exit status 0 = yes; a timeout = no), and bridges each granted session to the device's VNC server,
+answering its VNC password itself (--vnc-password-file, a vncpasswd -f file) so it never leaves the device.
+SIGUSR1 ends the current sessions as the device user; SIGINT/SIGTERM stop the agent.`;
+
+async function agentCommand(argv: string[]): Promise<void> {
+  const { values } = parseOrFail({
+    args: argv,
+    options: {
+      relay: { type: "string" },
+      enroll: { type: "string" },
+      state: { type: "string" },
+      "relay-fingerprint": { type: "string" },
+      name: { type: "string" },
+      force: { type: "boolean", default: false },
+      vnc: { type: "string" },
+      "vnc-password-file": { type: "string" },
+      consent: { type: "string", default: "ask" },
+      "consent-command": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(AGENT_HELP);
+    return;
+  }
+  if (!values.state) fail(`agent needs --state\n\n${AGENT_HELP}`);
+  if (values.enroll !== undefined) {
+    if (!values.relay) fail("agent --enroll needs --relay");
+    const r = await enrollAgent({
+      relayUrl: values.relay,
+      token: values.enroll,
+      stateDir: values.state,
+      force: values.force,
+      ...(values.name ? { name: values.name } : {}),
+      ...(values["relay-fingerprint"] ? { relayFingerprint: values["relay-fingerprint"] } : {}),
+    });
+    console.log(
+      `enrolled as device ${r.device.id} ("${r.device.name}"); identity in ${r.identityFile}; relay certificate ` +
+        `SHA-256 ${r.relayCert.sha256Hex}${r.trustedOnFirstUse ? " (trusted on first use)" : " (matched)"}`,
+    );
+    return;
+  }
+  if (!values.vnc) fail(`agent needs --vnc HOST:PORT (or --enroll)\n\n${AGENT_HELP}`);
+  const vnc = parseListen(values.vnc);
+  const consent = values.consent;
+  if (consent !== "none" && consent !== "notify" && consent !== "ask")
+    fail("--consent is none, notify or ask");
+  const vncPassword = values["vnc-password-file"]
+    ? readVncPasswordFile(new Uint8Array(readFileSync(values["vnc-password-file"]))).password
+    : undefined;
+  const agent = await startAgent({
+    stateDir: values.state,
+    vnc: { host: vnc.hostname, port: vnc.port },
+    consent,
+    ...(vncPassword !== undefined ? { vncPassword } : {}),
+    ...(values["consent-command"] ? { consentCommand: values["consent-command"] } : {}),
+  });
+  console.log(`agent for device ${agent.deviceId} running; SIGUSR1 ends the current sessions`);
+  process.on("SIGUSR1", () => {
+    const ended = agent.endSession();
+    log.info("sessions ended by the device user", { sessions: ended });
+  });
+  waitForSignal(() => agent.stop());
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -326,6 +401,8 @@ async function main(argv: string[]): Promise<void> {
       return connectCommand(rest);
     case "admin":
       return adminCommand(rest, fail);
+    case "agent":
+      return agentCommand(rest);
     case "--version":
     case "-v":
       console.log(packageJson.version);

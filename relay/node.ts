@@ -1,8 +1,9 @@
 // One relay node: the control plane (users, devices, sessions, tickets, audit in bun:sqlite under the data
 // dir) and the live sessions it carries. Transport-agnostic: the API (relay/control/api.ts) and the
 // WebSocket routes (relay/serve/server.ts) call into it, sessions get ByteChannels. The built-in demo
-// device (npm start) appears as a device the relay reaches itself over loopback; devices behind agents
-// (gateway mode) and direct mode are not wired in this version (issue #4 in progress).
+// device (npm start) appears as a device the relay reaches itself over loopback; enrolled devices are
+// reached through their agent's gateway connection (relay/gateway/hub.ts), with the device user's consent.
+// Direct mode is not wired in this version.
 
 import type { Database } from "bun:sqlite";
 import { type RelayConfig, DEFAULT_CONFIG } from "./config.ts";
@@ -21,6 +22,7 @@ import {
   verifyTicket,
 } from "./control/tickets.ts";
 import { type AuthUser, type Role, Users } from "./control/users.ts";
+import { GatewayHub } from "./gateway/hub.ts";
 import { connectTcpChannel } from "./rfb/splice.ts";
 import type { ByteChannel } from "./session/channel.ts";
 import { type PipeEnd, type PipeSession, startPipe } from "./session/pipe.ts";
@@ -72,6 +74,7 @@ export class RelayNode {
   readonly users: Users;
   readonly devices: DeviceRegistry;
   readonly sessions: SessionStore;
+  readonly hub: GatewayHub;
   readonly metrics: NodeMetrics = {
     sessionsStarted: 0,
     sessionsEnded: 0,
@@ -82,6 +85,8 @@ export class RelayNode {
   };
   readonly #ticketSecret: Uint8Array;
   readonly #live = new Map<string, Live>();
+  /** Who ended a session from outside the pipe (the device user), for the audit. */
+  readonly #endedBy = new Map<string, string>();
   readonly #demo: () => { host: string; port: number } | undefined;
   readonly #now: () => number;
   #draining = false;
@@ -100,6 +105,20 @@ export class RelayNode {
     this.devices = new DeviceRegistry(this.db);
     this.sessions = new SessionStore(this.db);
     this.#ticketSecret = loadTicketSecret(this.db);
+    this.hub = new GatewayHub({
+      devices: this.devices,
+      audit: this.audit.record,
+      now: this.#now,
+      heartbeatSeconds: this.config.agentHeartbeatSeconds,
+      consentTimeoutMs: this.config.consentTimeoutMs,
+    });
+    this.hub.onDeviceEnded = (sessionId, by, reason) => {
+      const live = this.#live.get(sessionId);
+      if (live?.pipe) {
+        this.#endedBy.set(sessionId, by === "device-user" ? "device-user" : `device (${by})`);
+        live.pipe.end(`ended by the device user: ${reason}`.slice(0, 200));
+      }
+    };
     // Sessions that were open when the process last stopped cannot be resumed.
     const stale = this.sessions.endAllOpen("relay restarted", "relay", this.#now());
     if (stale > 0) this.audit.append("session.end", "system", { count: stale, reason: "relay restarted" });
@@ -128,7 +147,8 @@ export class RelayNode {
         lastSeenAt: this.#now(),
       });
     }
-    for (const d of this.devices.list()) out.push(deviceView(d));
+    for (const d of this.devices.list())
+      out.push({ ...deviceView(d), online: d.mode === "gateway" && this.hub.isOnline(d.id) });
     return out;
   }
 
@@ -147,8 +167,8 @@ export class RelayNode {
     if (this.#draining) throw new ControlError("UNAVAILABLE", "the relay is shutting down");
     const device = this.getDevice(deviceId);
     if (!device.online) throw new ControlError("UNAVAILABLE", "the device is offline");
-    if (device.mode !== "builtin") {
-      throw new ControlError("UNAVAILABLE", "only the built-in demo device can be shadowed in this version");
+    if (device.mode === "direct") {
+      throw new ControlError("UNAVAILABLE", "direct-mode devices cannot be shadowed in this version");
     }
     if (this.#live.size >= this.config.sessionsPerNode) {
       throw new ControlError("UNAVAILABLE", "this relay carries its maximum number of sessions");
@@ -269,12 +289,40 @@ export class RelayNode {
     if (live.pendingTimer) clearTimeout(live.pendingTimer);
     const demo = this.#demo();
     let device: ByteChannel;
+    let consent = "not required (built-in device)";
+    // The viewer may leave while the device is asked; then the session ends and nothing is bridged.
+    let viewerGone = false;
+    const viewerClosed = viewer.onClose;
+    viewer.onClose = (reason) => {
+      viewerGone = true;
+      viewerClosed(reason);
+    };
     try {
-      if (claims.device !== DEMO_DEVICE_ID || !demo) throw new Error("device offline");
-      device = await connectTcpChannel(demo.host, demo.port);
+      if (claims.device === DEMO_DEVICE_ID) {
+        if (!demo) throw new ControlError("UNAVAILABLE", "the demo device is not running");
+        device = await connectTcpChannel(demo.host, demo.port);
+      } else {
+        device = await this.hub.openSession(claims.device, {
+          sessionId: claims.session,
+          requester: { name: claims.user, role: claims.role },
+          viewOnly: live.record.viewOnly,
+        });
+        consent = "granted";
+      }
     } catch (e) {
-      viewer.close("device unavailable");
-      this.#ended(claims.session, { reason: "device unavailable", by: "relay", detail: String(e) });
+      const reason =
+        e instanceof ControlError && e.code === "FORBIDDEN"
+          ? "consent denied"
+          : e instanceof ControlError
+            ? e.message
+            : "device unavailable";
+      viewer.close(reason);
+      this.#ended(claims.session, { reason, by: "relay", detail: String(e) });
+      return;
+    }
+    if (viewerGone) {
+      device.close("the viewer left");
+      this.#ended(claims.session, { reason: "the viewer left before the device answered", by: "viewer" });
       return;
     }
     this.sessions.activate(claims.session, this.#now());
@@ -286,7 +334,7 @@ export class RelayNode {
       audience: claims.audience,
       viewOnly: live.record.viewOnly,
       mode: live.record.mode,
-      consent: "not required (built-in device)",
+      consent,
     });
     live.pipe = startPipe({
       viewer,
@@ -320,6 +368,11 @@ export class RelayNode {
     const live = this.#live.get(sessionId);
     if (live?.pendingTimer) clearTimeout(live.pendingTimer);
     this.#live.delete(sessionId);
+    const endedBy = this.#endedBy.get(sessionId);
+    this.#endedBy.delete(sessionId);
+    if (endedBy !== undefined) end = { ...end, endedBy };
+    // The hub keeps per-session state until told (late agent messages are then ignored).
+    if (live && isGatewayDevice(live.record.deviceId)) this.hub.endSession(sessionId, end.reason);
     const record = this.sessions.get(sessionId);
     if (!record || record.state === "ended") return;
     const bytesToViewer = end.bytesToViewer ?? 0;
@@ -358,6 +411,7 @@ export class RelayNode {
   }
 
   close(): void {
+    this.hub.close();
     this.db.close();
   }
 
@@ -371,10 +425,14 @@ function deviceView(d: Device): DeviceView {
     id: d.id,
     name: d.name,
     mode: d.mode,
-    // Gateway and direct devices are reached through agents, which this version does not connect yet.
     online: false,
     spkiSha256: d.spkiSha256,
     consent: d.consent,
     lastSeenAt: d.lastSeenAt ?? null,
   };
+}
+
+/** Every device but the built-in demo is reached through an agent. */
+function isGatewayDevice(deviceId: string): boolean {
+  return deviceId !== DEMO_DEVICE_ID;
 }

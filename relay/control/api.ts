@@ -14,6 +14,8 @@ type Env = { Variables: { user: AuthUser } };
 export interface ApiOptions {
   /** The relay's public base URL (https://host:port), for viewer and WebSocket URLs in responses. */
   publicUrl: () => string;
+  /** SHA-256 of the relay's TLS certificate, lowercase hex: what agents pin at enrollment. */
+  certSha256: string;
   /** The address of the caller, for the login throttle (from the server's requestIP). */
   remote?: (c: Context) => string | null;
 }
@@ -196,6 +198,27 @@ export function createApi(node: RelayNode, o: ApiOptions): Hono<Env> {
       },
       201,
     );
+  });
+
+  // The agent's enrollment: the one-time token is the credential; the device's public key gets pinned.
+  api.post("/api/enroll", async (c) => {
+    const body = await jsonBody(c);
+    const spki = new Uint8Array(Buffer.from(str(body, "spki", 2048), "base64"));
+    const name = body.name === undefined ? undefined : str(body, "name", 256);
+    const address = body.address === undefined ? undefined : str(body, "address", 300);
+    const device = await node.devices.enroll(str(body, "token", 256), {
+      spkiDer: spki,
+      ...(name !== undefined ? { name } : {}),
+      ...(address !== undefined ? { address } : {}),
+    });
+    node.audit.append("device.enrolled", device.id, {
+      device: device.id,
+      name: device.name,
+      spkiSha256: device.spkiSha256,
+      mode: device.mode,
+      remote: o.remote?.(c) ?? null,
+    });
+    return c.json({ device, relay: { certSha256: o.certSha256 } }, 201);
   });
 
   api.get("/api/devices", auth("operator"), (c) => c.json(node.listDevices()));

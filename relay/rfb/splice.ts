@@ -538,8 +538,10 @@ export class LinkChannel implements ByteChannel {
         if (!this.#closed) this.onData(bytes);
       },
       close: () => {
+        // Bun fires this synchronously inside our own close(): then our reason is already on its way.
+        const ours = this.#closed;
         this.#closed = true;
-        this.#report(new RfbError("PEER_CLOSED").reason);
+        if (!ours) this.#report(new RfbError("PEER_CLOSED").reason);
       },
     };
   }

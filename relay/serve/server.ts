@@ -11,7 +11,7 @@ import type { TicketClaims } from "../control/tickets.ts";
 import { RelayNode } from "../node.ts";
 import { log } from "../util/log.ts";
 import { viewerRoutes } from "./viewer.ts";
-import { WsChannel, WsClose, type WsData } from "./ws.ts";
+import { WsChannel, WsClose, type WsData, WsTextChannel } from "./ws.ts";
 import { isDnsName, isIpAddress } from "../util/x509.ts";
 import { createApp, type DemoAddress, formatHostPort } from "./app.ts";
 import { type DataDir, openDataDir } from "./data-dir.ts";
@@ -162,7 +162,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   // The public base URL is known once the listener has its port.
   let publicBase = "";
-  app.route("/", createApi(node, { publicUrl: () => publicBase, remote: (c) => remoteOf(c.req.raw) }));
+  app.route(
+    "/",
+    createApi(node, {
+      publicUrl: () => publicBase,
+      certSha256: data.certSha256Hex,
+      remote: (c) => remoteOf(c.req.raw),
+    }),
+  );
   app.route("/", viewerRoutes({ describe: (session, ticket) => node.describeViewer(session, ticket) }));
   const remotes = new WeakMap<Request, string>();
   const remoteOf = (req: Request): string | null => remotes.get(req) ?? null;
@@ -198,7 +205,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const status = e instanceof ControlError ? e.status : 401;
       return new Response(e instanceof ControlError ? e.message : "refused", { status });
     }
-    const data: WsData = { route: "view", params: { session }, claims };
+    const data: WsData = {
+      route: "view",
+      params: { session },
+      claims,
+      maxMessage: config.viewerWsMaxPayload,
+    };
     if (srv.upgrade(req, { data })) return undefined;
     return new Response("expected a WebSocket upgrade", { status: 426 });
   };
@@ -221,20 +233,54 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const path = new URL(request.url).pathname;
         const view = /^\/ws\/view\/([A-Za-z0-9_-]{1,128})$/.exec(path);
         if (view) return upgradeViewer(request, srv, view[1]!);
+        if (path === "/ws/agent") {
+          const data: WsData = {
+            route: "agent",
+            params: { remote: ip?.address ?? "?" },
+            maxMessage: 64 * 1024,
+          };
+          return srv.upgrade(request, { data })
+            ? undefined
+            : new Response("expected a WebSocket upgrade", { status: 426 });
+        }
+        const agentData = /^\/ws\/agent\/data\/([A-Za-z0-9_-]{1,128})$/.exec(path);
+        if (agentData) {
+          const token = /^Bearer (\S{16,256})$/.exec(request.headers.get("authorization") ?? "")?.[1];
+          if (token === undefined || !node.hub.takeDataToken(agentData[1]!, token)) {
+            return new Response("no such session or token", { status: 401 });
+          }
+          const data: WsData = {
+            route: "agent-data",
+            params: { session: agentData[1]! },
+            maxMessage: config.agentWsMaxPayload,
+          };
+          return srv.upgrade(request, { data })
+            ? undefined
+            : new Response("expected a WebSocket upgrade", { status: 426 });
+        }
         return app.fetch(request, { server: srv });
       },
       websocket: {
-        maxPayloadLength: config.viewerWsMaxPayload,
+        // One value per server: the largest route's; each route checks its own (WsData.maxMessage).
+        maxPayloadLength: Math.max(config.viewerWsMaxPayload, config.agentWsMaxPayload),
         // Bun's own cap on a socket's queue; the pipe's send budget (relay/session/pipe.ts) acts well before.
         backpressureLimit: 64 * 1024 * 1024,
         closeOnBackpressureLimit: true,
         idleTimeout: 0,
         open(ws) {
+          const d = ws.data;
+          if (d.route === "agent") {
+            const text = new WsTextChannel(ws);
+            d.channel = text;
+            node.hub.acceptAgent(text, d.params.remote ?? "?");
+            return;
+          }
           const channel = new WsChannel(ws);
-          ws.data.channel = channel;
-          const claims = ws.data.claims;
-          if (ws.data.route === "view" && claims) {
-            node.attachViewer(claims, channel).catch((err: unknown) => {
+          d.channel = channel;
+          if (d.route === "agent-data") {
+            node.hub.attachData(d.params.session!, channel);
+          } else if (d.route === "view" && d.claims) {
+            node.attachViewer(d.claims, channel).catch((err: unknown) => {
               log.error("viewer attach failed", { err });
               channel.close("internal error", WsClose.Internal);
             });

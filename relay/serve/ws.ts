@@ -5,6 +5,7 @@
 
 import type { ServerWebSocket } from "bun";
 import type { TicketClaims } from "../control/tickets.ts";
+import type { TextChannel } from "../gateway/text-channel.ts";
 import type { ByteChannel } from "../session/channel.ts";
 
 /** RFC 6455 §7.4.1 / application codes used when closing. */
@@ -25,7 +26,9 @@ export interface WsData {
   /** The redeemed viewer ticket (route "view"). */
   claims?: TicketClaims;
   /** Set by the route's handler on open: where messages go. */
-  channel?: WsChannel;
+  channel?: WsChannel | WsTextChannel;
+  /** Largest message this route accepts (Bun's maxPayloadLength is one value per server). */
+  maxMessage: number;
   /** For text routes: the handler of each text message. */
   onText?: (text: string) => void;
   onClosed?: (code: number, reason: string) => void;
@@ -74,6 +77,52 @@ export class WsChannel implements ByteChannel {
       this.close("text frame on a binary channel", WsClose.Unsupported);
       return;
     }
+    if (message.byteLength > this.#ws.data.maxMessage) {
+      this.close("message too large", WsClose.TooBig);
+      return;
+    }
     this.onData(new Uint8Array(message.buffer, message.byteOffset, message.byteLength));
+  }
+}
+
+/** A WebSocket carrying text frames (the agent's control channel) as a TextChannel. */
+export class WsTextChannel implements TextChannel {
+  readonly #ws: ServerWebSocket<WsData>;
+  #closed = false;
+  onText: (text: string) => void = () => {};
+  onClose: (reason: string) => void = () => {};
+
+  constructor(ws: ServerWebSocket<WsData>) {
+    this.#ws = ws;
+  }
+
+  send(text: string): void {
+    if (this.#closed) return;
+    if (this.#ws.send(text) === 0) this.close(WsClose.Internal, "send buffer overflow");
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ws.close(code, reason.slice(0, 120));
+    this.onClose(reason);
+  }
+
+  closed(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onClose(reason || `websocket closed (${code})`);
+  }
+
+  data(message: string | Buffer): void {
+    if (typeof message !== "string") {
+      this.close(WsClose.Unsupported, "binary frame on a text channel");
+      return;
+    }
+    if (message.length > this.#ws.data.maxMessage) {
+      this.close(WsClose.TooBig, "message too large");
+      return;
+    }
+    this.onText(message);
   }
 }
