@@ -2,6 +2,22 @@
 // "Operations"). Protocol limits (framebuffer, strings, fences, …) stay in relay/rfb/limits.ts and are
 // part of this config as `rfb`. Modules take the values from here; nothing else hard-codes them.
 
+import { AGENT_DEFAULTS } from "./agent/agent.ts";
+import { BACKOFF_DEFAULTS } from "./agent/backoff.ts";
+import { CONSENT_DEFAULTS } from "./agent/consent.ts";
+import { ENROLL_DEFAULTS } from "./agent/enroll.ts";
+import { IDENTITY_DEFAULTS } from "./agent/identity.ts";
+import { RELAY_TRUST_DEFAULTS } from "./agent/relay-trust.ts";
+import { VNC_BRIDGE_DEFAULTS } from "./agent/vnc-bridge.ts";
+import { CONNECT_PROXY_DEFAULTS } from "./connect/proxy.ts";
+import { AUDIT_DEFAULTS } from "./control/audit.ts";
+import { DEVICE_DEFAULTS } from "./control/devices.ts";
+import { SESSION_DEFAULTS } from "./control/sessions.ts";
+import { TICKET_DEFAULTS } from "./control/tickets.ts";
+import { USERS_DEFAULTS } from "./control/users.ts";
+import { HUB_DEFAULTS } from "./gateway/hub.ts";
+import { VIEWER_DEFAULTS } from "./serve/viewer.ts";
+import { PIPE_DEFAULTS } from "./session/pipe.ts";
 import { DEFAULT_LIMITS, type RfbLimits } from "./rfb/limits.ts";
 
 export interface RelayConfig {
@@ -73,3 +89,28 @@ export function configWith(overrides: Partial<RelayConfig> = {}): RelayConfig {
   }
   return out;
 }
+
+// ---- Every module's own limits and timeouts, in one place -------------------------------------------
+// Each module keeps its defaults next to the code that enforces them (with the reason for each value in
+// its doc comment); this table is the index, so `relay/config.ts` names every limit of the relay. The
+// relay-level values above win where both exist (e.g. ticketTtlSeconds over TICKET_DEFAULTS.ttlSeconds):
+// relay/node.ts passes them into the modules.
+
+export const MODULE_DEFAULTS = Object.freeze({
+  users: USERS_DEFAULTS,
+  audit: AUDIT_DEFAULTS,
+  devices: DEVICE_DEFAULTS,
+  sessions: SESSION_DEFAULTS,
+  tickets: TICKET_DEFAULTS,
+  gatewayHub: HUB_DEFAULTS,
+  pipe: PIPE_DEFAULTS,
+  viewerPage: VIEWER_DEFAULTS,
+  connectProxy: CONNECT_PROXY_DEFAULTS,
+  agent: AGENT_DEFAULTS,
+  agentBackoff: BACKOFF_DEFAULTS,
+  agentConsent: CONSENT_DEFAULTS,
+  agentEnroll: ENROLL_DEFAULTS,
+  agentIdentity: IDENTITY_DEFAULTS,
+  agentRelayTrust: RELAY_TRUST_DEFAULTS,
+  agentVncBridge: VNC_BRIDGE_DEFAULTS,
+});
