@@ -48,6 +48,8 @@ export interface NodeMetrics {
   bytesToDevices: number;
   ticketsRefused: number;
   originsRefused: number;
+  /** Agents refused at the proof of their key (or for an unknown device). */
+  devicesRefused: number;
 }
 
 interface Live {
@@ -82,6 +84,7 @@ export class RelayNode {
     bytesToDevices: 0,
     ticketsRefused: 0,
     originsRefused: 0,
+    devicesRefused: 0,
   };
   readonly #ticketSecret: Uint8Array;
   readonly #live = new Map<string, Live>();
@@ -107,7 +110,10 @@ export class RelayNode {
     this.#ticketSecret = loadTicketSecret(this.db);
     this.hub = new GatewayHub({
       devices: this.devices,
-      audit: this.audit.record,
+      audit: (kind, actor, payload) => {
+        if (kind === "device.refused") this.metrics.devicesRefused++;
+        this.audit.record(kind, actor, payload);
+      },
       now: this.#now,
       heartbeatSeconds: this.config.agentHeartbeatSeconds,
       consentTimeoutMs: this.config.consentTimeoutMs,
@@ -116,7 +122,12 @@ export class RelayNode {
       const live = this.#live.get(sessionId);
       if (live?.pipe) {
         this.#endedBy.set(sessionId, by === "device-user" ? "device-user" : `device (${by})`);
-        live.pipe.end(`ended by the device user: ${reason}`.slice(0, 200));
+        live.pipe.end(
+          (by === "device-user"
+            ? `ended by the device user: ${reason}`
+            : `ended by the ${by}: ${reason}`
+          ).slice(0, 200),
+        );
       }
     };
     // Sessions that were open when the process last stopped cannot be resumed.

@@ -109,6 +109,12 @@ function metricsText(node: RelayNode): string {
   metric("shadowrelay_logins_locked_total", "counter", "Logins refused by the lockout.", logins.locked);
   metric("shadowrelay_tickets_refused_total", "counter", "Viewer tickets refused.", m.ticketsRefused);
   metric(
+    "shadowrelay_devices_refused_total",
+    "counter",
+    "Agents refused at the proof of their device key.",
+    m.devicesRefused,
+  );
+  metric(
     "shadowrelay_origins_refused_total",
     "counter",
     "Viewer WebSockets refused for their Origin.",

@@ -328,6 +328,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stopping ??= (async () => {
       // Sessions first: no new ones, live ones run until the drain deadline, then end with a reason.
       await node.drain();
+      // Agents are told "relay shutting down" (1001) now, not cut by the connection deadline below.
+      node.hub.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<"deadline">((resolve) => {
         timer = setTimeout(() => resolve("deadline"), stopGraceMs);
