@@ -11,6 +11,7 @@
 // control; binary with an Authorization header for data) — see the report about folding the binary one into
 // relay/connect/ws-client.ts once that takes headers.
 
+import { newClientWebSocket } from "../connect/ws-client.ts";
 import packageJson from "../../package.json" with { type: "json" };
 import type {
   AgentToRelay,
@@ -167,11 +168,7 @@ function openClientSocket<W extends ClientSocketWrapper>(
   wrap: (ws: WebSocket) => W,
 ): Promise<W> {
   return new Promise((resolve, reject) => {
-    const BunWebSocket = WebSocket as unknown as new (
-      url: string,
-      options: Bun.WebSocketOptions,
-    ) => WebSocket;
-    const ws = new BunWebSocket(url, {
+    const ws = newClientWebSocket(url, {
       tls: { ca: o.caPem },
       ...(o.headers ? { headers: o.headers } : {}),
     });

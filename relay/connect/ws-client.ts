@@ -1,5 +1,6 @@
-// The one file that opens client WebSockets (STYLE.md "thin adapters"): a WSS connection to the relay as a
-// ByteChannel, binary frames only. The relay's certificate is trusted by pinning it as the only CA (`caPem`:
+// Client WebSockets (STYLE.md "thin adapters"): newClientWebSocket() is the one place that constructs
+// Bun's client WebSocket (the agent's channels and the load client use it too), and openWsChannel() is a
+// WSS connection to the relay as a ByteChannel, binary frames only. The relay's certificate is trusted by pinning it as the only CA (`caPem`:
 // the relay's self-signed cert.pem, or the operator's chain), never by turning verification off unless the
 // user asked (`insecure`).
 
@@ -12,6 +13,12 @@ export interface WsClientOptions {
   insecure?: boolean;
   /** Milliseconds to wait for the connection. @default 10000 */
   timeoutMs?: number;
+}
+
+/** Bun's WebSocket with its options object (TLS, headers) where the DOM type only knows protocols. */
+export function newClientWebSocket(url: string, options: Bun.WebSocketOptions): WebSocket {
+  const BunWebSocket = WebSocket as unknown as new (url: string, options: Bun.WebSocketOptions) => WebSocket;
+  return new BunWebSocket(url, options);
 }
 
 class WsClientChannel implements ByteChannel {
