@@ -120,6 +120,10 @@ Runs a relay node over TLS. The first start creates the data directory and a sel
     ...(values.cert ? { certFile: values.cert } : {}),
     ...(values.key ? { keyFile: values.key } : {}),
     ...(values.demo ? { demo: { start: () => startDemoDevice({ host: "127.0.0.1", port: 0 }) } } : {}),
+    // DESIGN.md: the first admin's password may come from the environment instead of being generated.
+    ...(process.env.SHADOWRELAY_ADMIN_PASSWORD
+      ? { adminPassword: process.env.SHADOWRELAY_ADMIN_PASSWORD }
+      : {}),
   });
   const lines = [
     "",
@@ -315,7 +319,7 @@ async function connectCommand(argv: string[]): Promise<void> {
 }
 
 const AGENT_HELP = `shadowrelay agent --relay URL --enroll TOKEN --state DIR [--relay-fingerprint HEX] [--name N]
-shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD]
+shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD] [--max-sessions N]
 
 The device side. Enrollment (once): generates the device's key pair, pins the relay's certificate (its
 SHA-256 from --relay-fingerprint, which "admin enroll" prints; without it, trusted on first use with a
@@ -340,6 +344,7 @@ async function agentCommand(argv: string[]): Promise<void> {
       "vnc-password-file": { type: "string" },
       consent: { type: "string", default: "ask" },
       "consent-command": { type: "string" },
+      "max-sessions": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -373,8 +378,16 @@ async function agentCommand(argv: string[]): Promise<void> {
   const vncPassword = values["vnc-password-file"]
     ? readVncPasswordFile(new Uint8Array(readFileSync(values["vnc-password-file"]))).password
     : undefined;
+  const maxSessions = values["max-sessions"] === undefined ? undefined : Number(values["max-sessions"]);
+  if (
+    maxSessions !== undefined &&
+    (!Number.isInteger(maxSessions) || maxSessions < 1 || maxSessions > 1000)
+  ) {
+    fail("--max-sessions takes a number of sessions, 1…1000");
+  }
   const agent = await startAgent({
     stateDir: values.state,
+    ...(maxSessions !== undefined ? { maxSessions } : {}),
     vnc: { host: vnc.hostname, port: vnc.port },
     consent,
     ...(vncPassword !== undefined ? { vncPassword } : {}),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose programs the real-peer tests (test/peers/) start: VNC servers, VNC
-# viewers, X servers and X tools, and Chromium for the browser viewer's tests (run headless, driven by
-# playwright-core from npm; never a browser download). Idempotent: prints one line and changes nothing when
-# all are present.
+# viewers, X servers and X tools, Chromium for the browser viewer's tests (run headless, driven by
+# playwright-core from npm; never a browser download), and websockify, the baseline of bench/pipe.bench.ts.
+# Idempotent: prints one line and changes nothing when all are present.
 # Usage: sudo scripts/install-peers.sh   (CI=true: a package that cannot be installed fails the run)
 set -euo pipefail
 
@@ -20,9 +20,10 @@ PEER_PACKAGES=(
   imagemagick:import
   openssl:openssl
   chromium:chromium
+  websockify:websockify
 )
 # Left out for now; the issues that add tests needing them move them up into PEER_PACKAGES:
-# LATER_PEER_PACKAGES=(redis-server:redis-server websockify:websockify)
+# LATER_PEER_PACKAGES=(redis-server:redis-server)
 
 ci=false
 case "${CI:-}" in true | 1) ci=true ;; esac

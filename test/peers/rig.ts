@@ -43,6 +43,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   convert: "imagemagick",
   identify: "imagemagick",
   chromium: "chromium",
+  websockify: "websockify",
 };
 
 /** Programs each helper here runs, for requirePeer(...). */
