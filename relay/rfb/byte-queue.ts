@@ -14,12 +14,15 @@ export class ByteQueue {
   /** Bytes still to drop as they arrive (discard() past what was buffered). */
   private discarding = 0;
 
+  private readonly initialCapacity: number;
+
   constructor(
     /** Most bytes that may wait here unparsed; more is a LIMIT_EXCEEDED error. */
     readonly maxPending: number,
     initialCapacity = 64 * 1024,
   ) {
-    this.buf = new Uint8Array(Math.min(initialCapacity, Math.max(maxPending, 16)));
+    this.initialCapacity = Math.min(initialCapacity, Math.max(maxPending, 16));
+    this.buf = new Uint8Array(this.initialCapacity);
     this.dv = new DataView(this.buf.buffer);
   }
 
@@ -41,6 +44,14 @@ export class ByteQueue {
     const pending = this.tail - this.head;
     if (pending + n > this.maxPending) {
       throw new RfbError("LIMIT_EXCEEDED", `more than ${this.maxPending} bytes pending from the peer`);
+    }
+    // Give back what one large message needed once it is gone: an idle session holds the initial
+    // capacity, not its largest frame (bench/RESULTS.md "Pipe vs websockify": ~2 MiB kept per session).
+    if (pending === 0 && n <= this.initialCapacity && this.buf.byteLength > 4 * this.initialCapacity) {
+      this.buf = new Uint8Array(this.initialCapacity);
+      this.dv = new DataView(this.buf.buffer);
+      this.head = 0;
+      this.tail = 0;
     }
     if (this.tail + n > this.buf.byteLength) {
       if (
