@@ -57,6 +57,12 @@ export interface SelfSignedOptions {
   days?: number;
   /** The clock; notBefore is an hour before it so a peer whose clock lags still accepts the certificate. */
   now?: Date;
+  /**
+   * Certify this ECDSA P-256 key pair instead of a new one (the agent's device key in direct mode). Both
+   * halves must be extractable (the SPKI goes into the certificate, keyPem is the private key's PKCS#8) and
+   * belong together; otherwise CertificateError.
+   */
+  keyPair?: CryptoKeyPair;
 }
 
 export interface SelfSigned {
@@ -255,7 +261,35 @@ function subjectPublicKeyBits(spki: Uint8Array): Uint8Array {
   return contentOf(spki, key).subarray(1);
 }
 
-/** A new P-256 key pair and a self-signed certificate for it. */
+function isP256(key: CryptoKey): boolean {
+  const alg = key.algorithm as EcKeyAlgorithm;
+  return alg.name === "ECDSA" && alg.namedCurve === "P-256";
+}
+
+/**
+ * A given key pair must be one ECDSA P-256 pair whose private half can sign and be exported: a certificate
+ * that names one key and is signed by another would verify nowhere, and keyPem is the private key's PKCS#8.
+ * The halves belong together when the private key's public point (its JWK x, y) is the public key's.
+ */
+async function checkKeyPair(pair: CryptoKeyPair): Promise<void> {
+  if (!isP256(pair.publicKey) || !isP256(pair.privateKey)) {
+    throw new CertificateError("keyPair must be ECDSA P-256");
+  }
+  if (pair.publicKey.type !== "public" || pair.privateKey.type !== "private") {
+    throw new CertificateError("keyPair must hold a public and a private key");
+  }
+  if (!pair.privateKey.extractable || !pair.privateKey.usages.includes("sign")) {
+    throw new CertificateError("keyPair's private key must be extractable and allowed to sign");
+  }
+  if (!pair.publicKey.extractable) throw new CertificateError("keyPair's public key must be extractable");
+  const priv = await crypto.subtle.exportKey("jwk", pair.privateKey);
+  const pub = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  if (priv.x !== pub.x || priv.y !== pub.y) {
+    throw new CertificateError("keyPair's private and public keys do not belong together");
+  }
+}
+
+/** A self-signed certificate for a new P-256 key pair, or for `options.keyPair` when given. */
 export async function generateSelfSigned(options: SelfSignedOptions): Promise<SelfSigned> {
   const dnsNames = options.dnsNames ?? [];
   const ipAddresses = options.ipAddresses ?? [];
@@ -276,10 +310,13 @@ export async function generateSelfSigned(options: SelfSignedOptions): Promise<Se
   const notBefore = new Date(nowSec - HOUR_MS);
   const notAfter = new Date(nowSec + days * DAY_MS);
 
-  const keys = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
-    "sign",
-    "verify",
-  ])) as CryptoKeyPair;
+  const keys =
+    options.keyPair ??
+    ((await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+      "sign",
+      "verify",
+    ])) as CryptoKeyPair);
+  if (options.keyPair) await checkKeyPair(options.keyPair);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
 

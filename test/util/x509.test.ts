@@ -484,3 +484,79 @@ describe("generateSelfSigned", () => {
     }
   });
 });
+
+describe("generateSelfSigned with a given key pair", () => {
+  const P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
+  const newPair = (extractable = true, curve = "P-256"): Promise<CryptoKeyPair> =>
+    crypto.subtle.generateKey({ name: "ECDSA", namedCurve: curve }, extractable, [
+      "sign",
+      "verify",
+    ]) as Promise<CryptoKeyPair>;
+
+  test("certifies that key: its SPKI, signed by it, keyPem is its private half", async () => {
+    const pair = await newPair();
+    const spki = new Uint8Array(await crypto.subtle.exportKey("spki", pair.publicKey));
+    const made = await generateSelfSigned({ commonName: "device", keyPair: pair });
+    const parts = parseCertificate(pemDecode(made.certPem, "CERTIFICATE"));
+    expect(hex(parts.spki)).toBe(hex(spki));
+    expect(made.spkiSha256Hex).toBe(sha256(spki));
+    // Verified with the given public key, not with whatever the certificate says.
+    const raw = ecdsaDerToRaw(parts.signature) as Uint8Array<ArrayBuffer>;
+    const alg = { name: "ECDSA", hash: "SHA-256" };
+    expect(await crypto.subtle.verify(alg, pair.publicKey, raw, parts.tbs as Uint8Array<ArrayBuffer>)).toBe(
+      true,
+    );
+    // keyPem is the given private key: it signs what the given public key verifies.
+    const priv = await crypto.subtle.importKey(
+      "pkcs8",
+      pemDecode(made.keyPem, "PRIVATE KEY") as Uint8Array<ArrayBuffer>,
+      P256,
+      false,
+      ["sign"],
+    );
+    const msg = new TextEncoder().encode("proof");
+    const sig = await crypto.subtle.sign(alg, priv, msg);
+    expect(await crypto.subtle.verify(alg, pair.publicKey, sig, msg)).toBe(true);
+    // Two certificates for one pair: the same key (the pin survives a re-issue), new serials.
+    const again = await generateSelfSigned({ commonName: "device", keyPair: pair });
+    expect(again.spkiSha256Hex).toBe(made.spkiSha256Hex);
+    expect(again.certSha256Hex).not.toBe(made.certSha256Hex);
+  });
+
+  test("a TLS server presents the given key", async () => {
+    const pair = await newPair();
+    const made = await generateSelfSigned({
+      commonName: "device",
+      ipAddresses: ["127.0.0.1"],
+      keyPair: pair,
+    });
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: made.certPem, key: made.keyPem },
+      fetch: () => new Response("ok"),
+    });
+    try {
+      expect((await fetch(`https://127.0.0.1:${server.port}/`, { tls: { ca: made.certPem } })).status).toBe(
+        200,
+      );
+    } finally {
+      await server.stop(true);
+    }
+  });
+
+  test("refuses another curve, halves of two pairs, and keys it cannot export", async () => {
+    const p384 = await newPair(true, "P-384");
+    await expect(generateSelfSigned({ commonName: "x", keyPair: p384 })).rejects.toThrow(/P-256/);
+    const a = await newPair();
+    const b = await newPair();
+    await expect(
+      generateSelfSigned({ commonName: "x", keyPair: { privateKey: a.privateKey, publicKey: b.publicKey } }),
+    ).rejects.toThrow(/do not belong together/);
+    await expect(
+      generateSelfSigned({ commonName: "x", keyPair: { privateKey: a.publicKey, publicKey: a.publicKey } }),
+    ).rejects.toThrow(CertificateError);
+    const locked = await newPair(false);
+    await expect(generateSelfSigned({ commonName: "x", keyPair: locked })).rejects.toThrow(/extractable/);
+  });
+});
