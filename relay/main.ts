@@ -7,6 +7,7 @@ import { type ParseArgsConfig, parseArgs } from "node:util";
 import packageJson from "../package.json" with { type: "json" };
 import { adminCommand } from "./admin.ts";
 import { startAgent } from "./agent/agent.ts";
+import { startDirectAgent } from "./agent/direct.ts";
 import { enrollAgent } from "./agent/enroll.ts";
 import { TsKernels } from "./codec/ts-kernels.ts";
 import { startConnectProxy } from "./connect/proxy.ts";
@@ -318,8 +319,8 @@ async function connectCommand(argv: string[]): Promise<void> {
   process.exit(result.outcome === "completed" ? 0 : 1);
 }
 
-const AGENT_HELP = `shadowrelay agent --relay URL --enroll TOKEN --state DIR [--relay-fingerprint HEX] [--name N]
-shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD] [--max-sessions N]
+const AGENT_HELP = `shadowrelay agent --relay URL --enroll TOKEN --state DIR [--relay-fingerprint HEX] [--name N] [--listen HOST:PORT [--address HOST:PORT]]
+shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD] [--max-sessions N] [--listen HOST:PORT]
 
 The device side. Enrollment (once): generates the device's key pair, pins the relay's certificate (its
 SHA-256 from --relay-fingerprint, which "admin enroll" prints; without it, trusted on first use with a
@@ -328,7 +329,11 @@ relay (reconnecting with back-off), proves the device key on every connection, a
 consent as the policy says (ask: --consent-command runs with the requester's name and role as arguments,
 exit status 0 = yes; a timeout = no), and bridges each granted session to the device's VNC server,
 answering its VNC password itself (--vnc-password-file, a vncpasswd -f file) so it never leaves the device.
-SIGUSR1 ends the current sessions as the device user; SIGINT/SIGTERM stop the agent.`;
+SIGUSR1 ends the current sessions as the device user; SIGINT/SIGTERM stop the agent.
+Direct mode: enroll with --listen (and --address, where the relay dials, when listening on a wildcard) and
+run with --listen: the agent then serves TLS 1.3 with a certificate of the device key, and the relay dials
+it per session, checks the key against its pin before any byte, and signs its request with its own key,
+which the agent checks against the relay certificate it pinned.`;
 
 async function agentCommand(argv: string[]): Promise<void> {
   const { values } = parseOrFail({
@@ -345,6 +350,8 @@ async function agentCommand(argv: string[]): Promise<void> {
       consent: { type: "string", default: "ask" },
       "consent-command": { type: "string" },
       "max-sessions": { type: "string" },
+      listen: { type: "string" },
+      address: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -356,7 +363,12 @@ async function agentCommand(argv: string[]): Promise<void> {
   if (!values.state) fail(`agent needs --state\n\n${AGENT_HELP}`);
   if (values.enroll !== undefined) {
     if (!values.relay) fail("agent --enroll needs --relay");
+    const address = values.address ?? values.listen;
+    if (address !== undefined && /^(0\.0\.0\.0|\[::\]):/.test(address)) {
+      fail("agent --enroll --listen on a wildcard address needs --address HOST:PORT (where the relay dials)");
+    }
     const r = await enrollAgent({
+      ...(address !== undefined ? { address } : {}),
       relayUrl: values.relay,
       token: values.enroll,
       stateDir: values.state,
@@ -384,6 +396,26 @@ async function agentCommand(argv: string[]): Promise<void> {
     (!Number.isInteger(maxSessions) || maxSessions < 1 || maxSessions > 1000)
   ) {
     fail("--max-sessions takes a number of sessions, 1…1000");
+  }
+  if (values.listen !== undefined) {
+    const direct = await startDirectAgent({
+      stateDir: values.state,
+      listen: values.listen,
+      vnc: { host: vnc.hostname, port: vnc.port },
+      consent,
+      ...(vncPassword !== undefined ? { vncPassword } : {}),
+      ...(values["consent-command"] ? { consentCommand: values["consent-command"] } : {}),
+      ...(maxSessions !== undefined ? { limits: { maxSessions } } : {}),
+    });
+    console.log(
+      `direct agent for device ${direct.deviceId} listening on port ${direct.port} (TLS 1.3, device key SHA-256 ` +
+        `${direct.spkiSha256}); SIGUSR1 ends the current sessions`,
+    );
+    process.on("SIGUSR1", () =>
+      log.info("sessions ended by the device user", { sessions: direct.endSession() }),
+    );
+    waitForSignal(() => direct.stop());
+    return;
   }
   const agent = await startAgent({
     stateDir: values.state,

@@ -2,8 +2,8 @@
 // dir) and the live sessions it carries. Transport-agnostic: the API (relay/control/api.ts) and the
 // WebSocket routes (relay/serve/server.ts) call into it, sessions get ByteChannels. The built-in demo
 // device (npm start) appears as a device the relay reaches itself over loopback; enrolled devices are
-// reached through their agent's gateway connection (relay/gateway/hub.ts), with the device user's consent.
-// Direct mode is not wired in this version.
+// reached through their agent's gateway connection (relay/gateway/hub.ts), or in direct mode dialled over
+// TLS with the device key checked before any byte (relay/gateway/direct.ts); with the device user's consent.
 
 import type { Database } from "bun:sqlite";
 import { type RelayConfig, DEFAULT_CONFIG } from "./config.ts";
@@ -22,6 +22,7 @@ import {
   verifyTicket,
 } from "./control/tickets.ts";
 import { type AuthUser, type Role, Users } from "./control/users.ts";
+import { openDirectSession } from "./gateway/direct.ts";
 import { GatewayHub } from "./gateway/hub.ts";
 import { connectTcpChannel } from "./rfb/splice.ts";
 import type { ByteChannel } from "./session/channel.ts";
@@ -67,6 +68,8 @@ export interface NodeOptions {
   /** Where the built-in demo device listens, when it runs. */
   demo?: () => { host: string; port: number } | undefined;
   now?: () => number;
+  /** The relay's TLS private key (PEM, the key of the certificate agents pinned): signs direct-mode requests. */
+  directSigner?: { privateKeyPem: string };
 }
 
 export class RelayNode {
@@ -92,12 +95,14 @@ export class RelayNode {
   readonly #endedBy = new Map<string, string>();
   readonly #demo: () => { host: string; port: number } | undefined;
   readonly #now: () => number;
+  readonly #directSigner: { privateKeyPem: string } | undefined;
   #draining = false;
 
   constructor(o: NodeOptions) {
     this.config = o.config ?? DEFAULT_CONFIG;
     this.#now = o.now ?? Date.now;
     this.#demo = o.demo ?? (() => undefined);
+    this.#directSigner = o.directSigner;
     this.db = openDatabase(o.dataDir);
     this.audit = new AuditLog(this.db, {}, this.#now);
     this.users = new Users(
@@ -158,8 +163,12 @@ export class RelayNode {
         lastSeenAt: this.#now(),
       });
     }
+    // A direct device is dialled per session: "online" means the relay can sign its requests.
     for (const d of this.devices.list())
-      out.push({ ...deviceView(d), online: d.mode === "gateway" && this.hub.isOnline(d.id) });
+      out.push({
+        ...deviceView(d),
+        online: d.mode === "direct" ? this.#directSigner !== undefined : this.hub.isOnline(d.id),
+      });
     return out;
   }
 
@@ -178,9 +187,6 @@ export class RelayNode {
     if (this.#draining) throw new ControlError("UNAVAILABLE", "the relay is shutting down");
     const device = this.getDevice(deviceId);
     if (!device.online) throw new ControlError("UNAVAILABLE", "the device is offline");
-    if (device.mode === "direct") {
-      throw new ControlError("UNAVAILABLE", "direct-mode devices cannot be shadowed in this version");
-    }
     if (this.#live.size >= this.config.sessionsPerNode) {
       throw new ControlError("UNAVAILABLE", "this relay carries its maximum number of sessions");
     }
@@ -303,15 +309,34 @@ export class RelayNode {
     let consent = "not required (built-in device)";
     // The viewer may leave while the device is asked; then the session ends and nothing is bridged.
     let viewerGone = false;
+    const viewerLeft = new AbortController();
     const viewerClosed = viewer.onClose;
     viewer.onClose = (reason) => {
       viewerGone = true;
+      viewerLeft.abort();
       viewerClosed(reason);
     };
     try {
       if (claims.device === DEMO_DEVICE_ID) {
         if (!demo) throw new ControlError("UNAVAILABLE", "the demo device is not running");
         device = await connectTcpChannel(demo.host, demo.port);
+      } else if (this.devices.get(claims.device)?.mode === "direct") {
+        const d = this.devices.get(claims.device)!;
+        if (!d.address || !this.#directSigner) throw new ControlError("UNAVAILABLE", "the device is offline");
+        device = await openDirectSession({
+          device: { id: d.id, address: d.address, spkiSha256: d.spkiSha256 },
+          signer: this.#directSigner,
+          sessionId: claims.session,
+          requester: { name: claims.user, role: claims.role },
+          viewOnly: live.record.viewOnly,
+          audit: (kind, actor, payload) => {
+            if (kind === "device.refused") this.metrics.devicesRefused++;
+            this.audit.record(kind, actor, payload);
+          },
+          timeouts: { answerTimeoutMs: this.config.consentTimeoutMs },
+          signal: viewerLeft.signal,
+        });
+        consent = "granted";
       } else {
         device = await this.hub.openSession(claims.device, {
           sessionId: claims.session,
@@ -322,7 +347,7 @@ export class RelayNode {
       }
     } catch (e) {
       const reason =
-        e instanceof ControlError && e.code === "FORBIDDEN"
+        e instanceof ControlError && e.code === "FORBIDDEN" && e.message.startsWith("the device user")
           ? "consent denied"
           : e instanceof ControlError
             ? e.message
@@ -383,7 +408,13 @@ export class RelayNode {
     this.#endedBy.delete(sessionId);
     if (endedBy !== undefined) end = { ...end, endedBy };
     // The hub keeps per-session state until told (late agent messages are then ignored).
-    if (live && isGatewayDevice(live.record.deviceId)) this.hub.endSession(sessionId, end.reason);
+    if (
+      live &&
+      isGatewayDevice(live.record.deviceId) &&
+      this.devices.get(live.record.deviceId)?.mode !== "direct"
+    ) {
+      this.hub.endSession(sessionId, end.reason);
+    }
     const record = this.sessions.get(sessionId);
     if (!record || record.state === "ended") return;
     const bytesToViewer = end.bytesToViewer ?? 0;

@@ -150,7 +150,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     demo === undefined ? undefined : { host: demo.host, port: demo.port };
 
   const config = options.config ?? DEFAULT_CONFIG;
-  const node = new RelayNode({ dataDir: data.dir, config, demo: () => demoAddress });
+  const node = new RelayNode({
+    dataDir: data.dir,
+    config,
+    demo: () => demoAddress,
+    directSigner: { privateKeyPem: data.keyPem },
+  });
   const adminPassword = await node.ensureAdmin(options.adminPassword);
 
   const clock = () => performance.now();
