@@ -9,12 +9,14 @@ import { ENROLL_DEFAULTS } from "./agent/enroll.ts";
 import { IDENTITY_DEFAULTS } from "./agent/identity.ts";
 import { RELAY_TRUST_DEFAULTS } from "./agent/relay-trust.ts";
 import { VNC_BRIDGE_DEFAULTS } from "./agent/vnc-bridge.ts";
+import { DIRECT_AGENT_DEFAULTS } from "./agent/direct.ts";
 import { CONNECT_PROXY_DEFAULTS } from "./connect/proxy.ts";
 import { AUDIT_DEFAULTS } from "./control/audit.ts";
 import { DEVICE_DEFAULTS } from "./control/devices.ts";
 import { SESSION_DEFAULTS } from "./control/sessions.ts";
 import { TICKET_DEFAULTS } from "./control/tickets.ts";
 import { USERS_DEFAULTS } from "./control/users.ts";
+import { DIRECT_SESSION_DEFAULTS } from "./gateway/direct.ts";
 import { HUB_DEFAULTS } from "./gateway/hub.ts";
 import { VIEWER_DEFAULTS } from "./serve/viewer.ts";
 import { PIPE_DEFAULTS } from "./session/pipe.ts";
@@ -103,6 +105,7 @@ export const MODULE_DEFAULTS = Object.freeze({
   sessions: SESSION_DEFAULTS,
   tickets: TICKET_DEFAULTS,
   gatewayHub: HUB_DEFAULTS,
+  directSession: DIRECT_SESSION_DEFAULTS,
   pipe: PIPE_DEFAULTS,
   viewerPage: VIEWER_DEFAULTS,
   connectProxy: CONNECT_PROXY_DEFAULTS,
@@ -113,4 +116,5 @@ export const MODULE_DEFAULTS = Object.freeze({
   agentIdentity: IDENTITY_DEFAULTS,
   agentRelayTrust: RELAY_TRUST_DEFAULTS,
   agentVncBridge: VNC_BRIDGE_DEFAULTS,
+  agentDirect: DIRECT_AGENT_DEFAULTS,
 });
