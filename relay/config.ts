@@ -10,6 +10,7 @@ import { IDENTITY_DEFAULTS } from "./agent/identity.ts";
 import { RELAY_TRUST_DEFAULTS } from "./agent/relay-trust.ts";
 import { VNC_BRIDGE_DEFAULTS } from "./agent/vnc-bridge.ts";
 import { DIRECT_AGENT_DEFAULTS } from "./agent/direct.ts";
+import { CONNECT_DIRECT_DEFAULTS } from "./connect/direct.ts";
 import { CONNECT_PROXY_DEFAULTS } from "./connect/proxy.ts";
 import { AUDIT_DEFAULTS } from "./control/audit.ts";
 import { DEVICE_DEFAULTS } from "./control/devices.ts";
@@ -109,6 +110,7 @@ export const MODULE_DEFAULTS = Object.freeze({
   pipe: PIPE_DEFAULTS,
   viewerPage: VIEWER_DEFAULTS,
   connectProxy: CONNECT_PROXY_DEFAULTS,
+  connectDirect: CONNECT_DIRECT_DEFAULTS,
   agent: AGENT_DEFAULTS,
   agentBackoff: BACKOFF_DEFAULTS,
   agentConsent: CONSENT_DEFAULTS,

@@ -10,6 +10,7 @@ import { startAgent } from "./agent/agent.ts";
 import { startDirectAgent } from "./agent/direct.ts";
 import { enrollAgent } from "./agent/enroll.ts";
 import { TsKernels } from "./codec/ts-kernels.ts";
+import { directOpener } from "./connect/direct.ts";
 import { startConnectProxy } from "./connect/proxy.ts";
 import { openWsChannel } from "./connect/ws-client.ts";
 import { createWasmKernels } from "./codec/wasm-kernels.ts";
@@ -26,7 +27,7 @@ const USAGE = `shadowrelay ${packageJson.version}: shadow remote devices' screen
 Usage:
   shadowrelay serve [--listen 0.0.0.0:8443] [--data DIR] [--public-url URL] [--demo] [--cert F --key F]
   shadowrelay demo --listen HOST:PORT [--password-file F]
-  shadowrelay connect --relay URL --ticket T [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
+  shadowrelay connect --relay URL --ticket T [--direct] [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
   shadowrelay admin [--relay URL] [--ca FILE | --insecure] <login|users|devices|enroll|session|ticket|sessions|end|audit|verify> …
   shadowrelay agent --relay URL --enroll TOKEN --state DIR [--relay-fingerprint HEX] [--name N]
   shadowrelay agent --state DIR --vnc HOST:PORT [--vnc-password-file F] [--consent none|notify|ask] [--consent-command CMD]
@@ -227,7 +228,7 @@ async function replayCommand(argv: string[]): Promise<void> {
   );
 }
 
-const CONNECT_HELP = `shadowrelay connect --relay URL --ticket T [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
+const CONNECT_HELP = `shadowrelay connect --relay URL --ticket T [--direct] [--listen 127.0.0.1:0] [--exec CMD] [--ca FILE | --insecure]
 
 Lets a native VNC viewer shadow a session: listens on loopback for one viewer, prints the address and a
 one-time VNC password (8 characters, single use, burned after 3 wrong answers, valid 2 minutes), and when
@@ -235,7 +236,11 @@ the viewer has authenticated, bridges it over WSS to the relay's /ws/view/<sessi
 "POST /api/devices/:id/sessions" with audience "native" (shadowrelay admin session DEVICE --native).
 --exec starts the viewer: {addr} becomes host::port (TigerVNC's form), {host} and {port} the parts, and
 {password} the one-time password, e.g. --exec "vncviewer {addr}". The relay's certificate is pinned
-with --ca (default: data/tls/cert.pem when it exists).`;
+with --ca (default: data/tls/cert.pem when it exists).
+--direct (a session on a direct-mode device): once the viewer has authenticated, asks the relay for a
+one-time grant (POST /api/sessions/<id>/direct with the ticket), dials the device itself over TLS 1.3,
+checks its key against the pinned one before sending anything, and presents the relay-signed grant; the
+relay authorises and audits but carries no screen data. View-only sessions cannot be direct.`;
 
 /** The session id a ticket names (its payload is readable; only the relay can check its MAC). */
 function ticketSession(ticket: string): string {
@@ -271,6 +276,7 @@ async function connectCommand(argv: string[]): Promise<void> {
       ticket: { type: "string" },
       listen: { type: "string", default: "127.0.0.1:0" },
       exec: { type: "string" },
+      direct: { type: "boolean", default: false },
       ca: { type: "string" },
       insecure: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
@@ -288,7 +294,10 @@ async function connectCommand(argv: string[]): Promise<void> {
   const trust = trustOptions(values);
   let proxy: ReturnType<typeof startConnectProxy>;
   try {
-    proxy = startConnectProxy({ listen: values.listen, openRelay: () => openWsChannel(wsUrl, trust) });
+    const openRelay = values.direct
+      ? directOpener({ relayUrl: values.relay, sessionId: session, ticket: values.ticket, ...trust })
+      : () => openWsChannel(wsUrl, trust);
+    proxy = startConnectProxy({ listen: values.listen, openRelay });
   } catch (e) {
     fail(e instanceof Error ? e.message : String(e));
   }

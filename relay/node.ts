@@ -22,7 +22,7 @@ import {
   verifyTicket,
 } from "./control/tickets.ts";
 import { type AuthUser, type Role, Users } from "./control/users.ts";
-import { openDirectSession } from "./gateway/direct.ts";
+import { type DirectGrant, issueDirectGrant, openDirectSession } from "./gateway/direct.ts";
 import { GatewayHub } from "./gateway/hub.ts";
 import { connectTcpChannel } from "./rfb/splice.ts";
 import type { ByteChannel } from "./session/channel.ts";
@@ -383,6 +383,62 @@ export class RelayNode {
         this.audit.append("session.input-dropped", claims.user, { session: claims.session, kind }),
       onEnd: (end) => this.#ended(claims.session, end),
     });
+  }
+
+  /**
+   * `connect --direct` (POST /api/sessions/:id/direct): redeems a native ticket for a session on a
+   * direct-mode device and returns a grant the viewer's machine presents to the device itself. The relay
+   * carries nothing of such a session: it audits "session.start" (mode "direct-viewer", with the pin) and
+   * its own part ends at once. Refusals before the grant leave the session waiting (a view-only session can
+   * still be watched through the relay with a new ticket).
+   */
+  async grantDirect(sessionId: string, ticket: string): Promise<DirectGrant> {
+    if (this.#draining) throw new ControlError("UNAVAILABLE", "the relay is shutting down");
+    const claims = this.redeem(sessionId, ticket, "native");
+    const live = this.#live.get(sessionId)!; // redeem checked that it waits for a viewer
+    const d = this.devices.get(claims.device);
+    if (d?.mode !== "direct" || !d.address) {
+      throw new ControlError("BAD_REQUEST", "the session's device is not in direct mode");
+    }
+    // Only the relay's pipe drops a view-only viewer's input: such a session stays for the relay path.
+    if (live.record.viewOnly) {
+      throw new ControlError("FORBIDDEN", "a view-only session cannot be direct from the viewer's machine");
+    }
+    if (!this.#directSigner) throw new ControlError("UNAVAILABLE", "the device is offline");
+    // Claimed before the first await: another ticket for this session is refused (CONFLICT) meanwhile.
+    if (live.pendingTimer) clearTimeout(live.pendingTimer);
+    this.#live.delete(sessionId);
+    let grant: DirectGrant;
+    try {
+      grant = await issueDirectGrant({
+        device: { id: d.id, address: d.address, spkiSha256: d.spkiSha256 },
+        signer: this.#directSigner,
+        sessionId,
+        requester: { name: claims.user, role: claims.role },
+        viewOnly: false,
+        now: this.#now(),
+      });
+      this.sessions.activate(sessionId, this.#now());
+      this.metrics.sessionsStarted++;
+      // Fail closed: no grant leaves the relay without its audit record.
+      this.audit.append("session.start", claims.user, {
+        session: sessionId,
+        device: d.id,
+        role: claims.role,
+        audience: claims.audience,
+        viewOnly: false,
+        mode: "direct-viewer",
+        spkiSha256: grant.spkiSha256,
+        address: d.address,
+        consent: "asked by the device's agent",
+      });
+    } catch (e) {
+      const reason = e instanceof ControlError ? e.message : "cannot grant a direct session";
+      this.#ended(sessionId, { reason, by: "relay", detail: String(e) });
+      throw e;
+    }
+    this.#ended(sessionId, { reason: "handed to the viewer's machine (direct mode)", by: "relay" });
+    return grant;
   }
 
   /** Ends a session from the API or at shutdown. */

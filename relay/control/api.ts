@@ -270,6 +270,11 @@ export function createApi(node: RelayNode, o: ApiOptions): Hono<Env> {
       wsUrl: `${o.publicUrl().replace(/^http/, "ws")}/ws/view/${id}?ticket=${t.ticket}`,
     });
   });
+  // `connect --direct`: no bearer; the native ticket in the body is the credential (redeemed by grantDirect).
+  api.post("/api/sessions/:id/direct", async (c) => {
+    const body = await jsonBody(c);
+    return c.json(await node.grantDirect(param(c, "id"), str(body, "ticket", 2048)));
+  });
   api.get("/api/sessions", auth("operator"), (c) => {
     const active = c.req.query("active");
     return c.json(node.listSessions(c.get("user"), active === undefined ? undefined : active !== "false"));

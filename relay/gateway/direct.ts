@@ -17,6 +17,10 @@
 // request (a viewer's machine, once `connect --direct` hands out such grants). The agent refuses stale,
 // future-dated and replayed requests (relay/agent/direct.ts).
 //
+// The same dial serves `connect --direct` (relay/connect/direct.ts): there the relay only signs a grant
+// (issueDirectGrant: address, pin, request) and audits it, and the viewer's machine runs dialDirect itself,
+// so the relay carries no screen data.
+//
 // The TLS plumbing reuses relay/rfb/tcp.ts's TcpLink (bounded write queue) and splice.ts's LinkChannel (held
 // until a consumer attaches), with Bun's TLS sockets underneath.
 
@@ -406,6 +410,15 @@ function sameHex(a: string, b: string): boolean {
   return x.byteLength === y.byteLength && timingSafeEqual(x, y);
 }
 
+/** The checks openDirectSession, dialDirect and issueDirectGrant share: a dialable address, a usable pin. */
+function checkDevice(device: DirectDevice): { host: string; port: number; pin: string } {
+  const where = parseHostPort(device.address);
+  if (where === undefined) throw new ControlError("BAD_REQUEST", "the device's address is not host:port");
+  const pin = device.spkiSha256.toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(pin)) throw new ControlError("BAD_REQUEST", "the device has no usable key pin");
+  return { ...where, pin };
+}
+
 /**
  * Dials the device's agent and resolves with the session's RFB stream once the agent granted it. Rejects
  * with ControlError:
@@ -419,21 +432,75 @@ function sameHex(a: string, b: string): boolean {
  *    relay's key cannot sign (importRelaySigningKey); INTERNAL when an audit record cannot be written.
  */
 export async function openDirectSession(o: OpenDirectSessionOptions): Promise<ByteChannel> {
-  const t = { ...DIRECT_SESSION_DEFAULTS, ...o.timeouts };
-  const deviceId = o.device.id;
   if (!DIRECT_SESSION_ID.test(o.sessionId)) {
     throw new ControlError("BAD_REQUEST", "session id must be 1…64 URL-safe characters");
   }
-  const where = parseHostPort(o.device.address);
-  if (where === undefined) throw new ControlError("BAD_REQUEST", "the device's address is not host:port");
-  const pin = o.device.spkiSha256.toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(pin)) throw new ControlError("BAD_REQUEST", "the device has no usable key pin");
+  checkDevice(o.device);
   if (!isText(o.requester.name)) throw new ControlError("BAD_REQUEST", "bad requester name");
   // Before dialing: a relay key that cannot sign fails here, not half-way through the handshake.
   const key = await importRelaySigningKey(o.signer.privateKeyPem);
   if (o.signal?.aborted) throw new ControlError("UNAVAILABLE", "aborted");
+  let request: DirectRequest;
+  try {
+    request = await signDirectRequest(
+      key,
+      o.device.id,
+      { sessionId: o.sessionId, requester: o.requester, viewOnly: o.viewOnly },
+      (o.now ?? Date.now)(),
+    );
+  } catch (e) {
+    log.info("direct session refused", { session: o.sessionId, device: o.device.id, detail: errText(e) });
+    throw new ControlError("INTERNAL", "cannot sign the request");
+  }
+  return dialDirect({
+    device: o.device,
+    request,
+    audit: o.audit,
+    ...(o.timeouts ? { timeouts: o.timeouts } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+}
+
+export interface DialDirectOptions {
+  device: DirectDevice;
+  /** Already signed for device.id (signDirectRequest, or a grant from issueDirectGrant); sent once. */
+  request: DirectRequest;
+  /**
+   * Records "device.refused" (key-mismatch), "session.consent" and "direct.refused"; a throw fails closed.
+   * Absent on a viewer's machine (`connect --direct`): the relay audited the grant, the log keeps the rest.
+   */
+  audit?: AuditFn;
+  timeouts?: Partial<DirectSessionOptions>;
+  /** Aborting (the viewer left) closes the connection and rejects UNAVAILABLE "aborted". */
+  signal?: AbortSignal;
+}
+
+/**
+ * The dialling half of openDirectSession, shared with the viewer's machine in `connect --direct`: TLS 1.3
+ * to device.address, the presented key checked against device.spkiSha256 before a single byte is sent, then
+ * the already-signed request line, the agent's answer, and the RFB stream. Rejects as openDirectSession does
+ * (BAD_REQUEST for a request that is not well-formed, checked before dialing).
+ */
+export function dialDirect(o: DialDirectOptions): Promise<ByteChannel> {
+  const t = { ...DIRECT_SESSION_DEFAULTS, ...o.timeouts };
+  const deviceId = o.device.id;
+  let where: { host: string; port: number; pin: string };
+  try {
+    where = checkDevice(o.device);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const pin = where.pin;
+  const checked = parseDirectRequest(JSON.stringify(o.request));
+  if (typeof checked === "string") {
+    return Promise.reject(new ControlError("BAD_REQUEST", `the direct request is malformed: ${checked}`));
+  }
+  const requestLine = encodeLine(checked);
+  const sessionId = checked.sessionId;
+  if (o.signal?.aborted) return Promise.reject(new ControlError("UNAVAILABLE", "aborted"));
 
   const record = (kind: string, payload: Record<string, unknown>): boolean => {
+    if (o.audit === undefined) return true;
     try {
       o.audit(kind, deviceId, payload);
       return true;
@@ -460,7 +527,7 @@ export async function openDirectSession(o: OpenDirectSessionOptions): Promise<By
         sock?.terminate();
       }
       log.info("direct session refused", {
-        session: o.sessionId,
+        session: sessionId,
         device: deviceId,
         address: o.device.address,
         error: e.message,
@@ -495,14 +562,14 @@ export async function openDirectSession(o: OpenDirectSessionOptions): Promise<By
         return;
       }
       if (answer.by === "agent") {
-        record("direct.refused", { session: o.sessionId, device: deviceId, reason: answer.reason });
+        record("direct.refused", { session: sessionId, device: deviceId, reason: answer.reason });
         fail(new ControlError("UNAVAILABLE", `the device refused the relay's request: ${answer.reason}`));
         return;
       }
       const recorded = record("session.consent", {
-        session: o.sessionId,
+        session: sessionId,
         device: deviceId,
-        requester: o.requester.name,
+        requester: checked.requester.name,
         granted: answer.granted,
         reason: answer.reason,
       });
@@ -538,7 +605,7 @@ export async function openDirectSession(o: OpenDirectSessionOptions): Promise<By
           spkiSha256: pin,
           presentedSpkiSha256: presented ?? null,
           address: o.device.address,
-          session: o.sessionId,
+          session: sessionId,
         });
         fail(new ControlError("FORBIDDEN", "device key mismatch"));
         return;
@@ -553,17 +620,7 @@ export async function openDirectSession(o: OpenDirectSessionOptions): Promise<By
         data: (bytes) => onAnswer(s, bytes),
         close: () => fail(new ControlError("UNAVAILABLE", "the device closed the connection")),
       };
-      void signDirectRequest(
-        key,
-        deviceId,
-        { sessionId: o.sessionId, requester: o.requester, viewOnly: o.viewOnly },
-        (o.now ?? Date.now)(),
-      ).then(
-        (req) => {
-          if (phase === "answer") s.data.link.write(encodeLine(req));
-        },
-        (e: unknown) => fail(new ControlError("INTERNAL", "cannot sign the request"), errText(e)),
-      );
+      s.data.link.write(requestLine);
     };
 
     Bun.connect<TlsLinkState>({
@@ -603,4 +660,76 @@ export async function openDirectSession(o: OpenDirectSessionOptions): Promise<By
       },
     }).catch((e: unknown) => fail(new ControlError("UNAVAILABLE", "cannot reach the device"), errText(e)));
   });
+}
+
+// ------------------------------------------------------------------ grants for the viewer's machine
+
+/**
+ * What the relay hands `connect --direct` (POST /api/sessions/:id/direct): where the device's agent listens,
+ * the key it must present, and one signed request the viewer's machine sends it. Holding a grant gives no
+ * more than the request it carries: one session (the agent refuses the nonce a second time), on that device
+ * (the signature covers its id), within the agent's freshness window (60 s by default).
+ */
+export interface DirectGrant {
+  deviceId: string;
+  /** "host:port" or "[v6]:port", as enrolled. */
+  address: string;
+  /** The device's pin: SHA-256 of its SPKI DER, lowercase hex. */
+  spkiSha256: string;
+  request: DirectRequest;
+}
+
+export interface IssueDirectGrantOptions {
+  device: DirectDevice;
+  /** The relay's TLS private key (PEM): the key of the certificate the agents pinned. */
+  signer: { privateKeyPem: string };
+  sessionId: string;
+  requester: { name: string; role: DirectRole };
+  /**
+   * Must be false: on the viewer's machine nothing between the viewer and the device parses what the viewer
+   * sends (only the relay's pipe drops a view-only viewer's input), so a view-only session is FORBIDDEN here.
+   */
+  viewOnly: boolean;
+  /** issuedAt, milliseconds since the epoch. @default Date.now() */
+  now?: number;
+}
+
+/**
+ * Signs a grant for `connect --direct`. The caller has redeemed the session's ticket and audits the
+ * session start. Throws ControlError: FORBIDDEN for a view-only session; BAD_REQUEST for a malformed session
+ * id, requester name, device address or pin; UNAVAILABLE when the relay's key cannot sign.
+ */
+export async function issueDirectGrant(o: IssueDirectGrantOptions): Promise<DirectGrant> {
+  if (o.viewOnly) {
+    throw new ControlError(
+      "FORBIDDEN",
+      "a view-only session cannot be direct from the viewer's machine: only the relay enforces view-only",
+    );
+  }
+  if (!DIRECT_SESSION_ID.test(o.sessionId)) {
+    throw new ControlError("BAD_REQUEST", "session id must be 1…64 URL-safe characters");
+  }
+  const { pin } = checkDevice(o.device);
+  if (!isText(o.requester.name)) throw new ControlError("BAD_REQUEST", "bad requester name");
+  const key = await importRelaySigningKey(o.signer.privateKeyPem);
+  const request = await signDirectRequest(
+    key,
+    o.device.id,
+    { sessionId: o.sessionId, requester: o.requester, viewOnly: false },
+    o.now ?? Date.now(),
+  );
+  return { deviceId: o.device.id, address: o.device.address, spkiSha256: pin, request };
+}
+
+const GRANT_KEYS = ["deviceId", "address", "spkiSha256", "request"];
+
+/** A grant as received from the relay (JSON), checked field by field; a string says what is wrong. */
+export function parseDirectGrant(body: unknown): DirectGrant | string {
+  if (!isRecord(body) || !exactKeys(body, GRANT_KEYS)) return "not a direct grant";
+  if (!isText(body.deviceId) || body.deviceId.length > 128) return "bad deviceId";
+  if (typeof body.address !== "string" || parseHostPort(body.address) === undefined) return "bad address";
+  if (typeof body.spkiSha256 !== "string" || !/^[0-9a-f]{64}$/.test(body.spkiSha256)) return "bad spkiSha256";
+  const request = parseDirectRequest(JSON.stringify(body.request ?? null));
+  if (typeof request === "string") return `bad request: ${request}`;
+  return { deviceId: body.deviceId, address: body.address, spkiSha256: body.spkiSha256, request };
 }

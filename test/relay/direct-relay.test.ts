@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DirectAgentHandle, startDirectAgent } from "../../relay/agent/direct.ts";
 import { enrollAgent } from "../../relay/agent/enroll.ts";
+import { directOpener } from "../../relay/connect/direct.ts";
 import { startConnectProxy } from "../../relay/connect/proxy.ts";
 import { openWsChannel } from "../../relay/connect/ws-client.ts";
 import { Encoding } from "../../relay/rfb/constants.ts";
@@ -130,5 +131,35 @@ describe.skipIf(!ok)("direct mode: relay → (TLS, pinned key) → agent → Xvn
     expect(audit).toContain(deviceId);
     expect(audit).toContain('"consent":"granted"');
     expect(audit).not.toContain(VNC_PASSWORD);
+  }, 60_000);
+
+  test("connect --direct: the viewer's machine dials the device with a relay-signed grant; the relay carries no bytes", async () => {
+    const s = await api("POST", `/api/devices/${deviceId}/sessions`, { audience: "native" });
+    const proxy = startConnectProxy({
+      openRelay: directOpener({
+        relayUrl: relay.url,
+        sessionId: s.id as string,
+        ticket: s.ticket as string,
+        caPem: relay.tls.certPem,
+      }),
+    });
+    const c = await connectClient(proxy.port, {
+      password: proxy.password,
+      encodings: [Encoding.ZRLE, Encoding.Raw],
+    });
+    await c.until(() => c.client.ready, "handshake");
+    await c.update(false);
+    const fb = c.client.fb!;
+    const rgba = fb.data.slice();
+    for (let i = 3; i < rgba.length; i += 4) rgba[i] = 255;
+    const exact = compareImages({ width: fb.width, height: fb.height, rgba }, await captureX(xvnc), EXACT);
+    expect({ ok: exact.ok, stats: describeStats(exact) }).toEqual({ ok: true, stats: expect.any(String) });
+    c.close();
+    await proxy.done;
+    const session = await api("GET", `/api/sessions/${s.id}`);
+    expect(session).toMatchObject({ state: "ended", bytesFromDevice: 0, bytesToDevice: 0 });
+    expect(JSON.stringify(await api("GET", "/api/audit?kind=session.start&limit=10"))).toContain(
+      "direct-viewer",
+    );
   }, 60_000);
 });
