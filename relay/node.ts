@@ -372,6 +372,7 @@ export class RelayNode {
       mode: live.record.mode,
       consent,
     });
+    let idleCheck: ReturnType<typeof setInterval> | undefined;
     live.pipe = startPipe({
       viewer,
       device,
@@ -381,8 +382,30 @@ export class RelayNode {
       sendBudgetMs: this.config.viewerOverBudgetMs,
       onFirstDrop: (kind) =>
         this.audit.append("session.input-dropped", claims.user, { session: claims.session, kind }),
-      onEnd: (end) => this.#ended(claims.session, end),
+      onEnd: (end) => {
+        clearInterval(idleCheck);
+        this.#ended(claims.session, end);
+      },
     });
+    // The idle timeout: no byte either way for sessionIdleSeconds ends the session with that reason.
+    const pipe = live.pipe;
+    const idleMs = this.config.sessionIdleSeconds * 1000;
+    let lastBytes = -1;
+    let lastChange = this.#now();
+    idleCheck = setInterval(
+      () => {
+        const bytes = pipe.bytesToViewer + pipe.bytesToDevice;
+        if (bytes !== lastBytes) {
+          lastBytes = bytes;
+          lastChange = this.#now();
+        } else if (this.#now() - lastChange >= idleMs) {
+          clearInterval(idleCheck);
+          pipe.end("idle timeout");
+        }
+      },
+      Math.max(50, Math.min(30_000, idleMs / 4)),
+    );
+    idleCheck.unref?.();
   }
 
   /**

@@ -285,3 +285,42 @@ test("stop drains: a carried session gets until the deadline, then ends with a r
     await other.stop();
   }
 });
+
+test("idle timeout: a session with no byte either way for sessionIdleSeconds ends with that reason", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "shadowrelay-idle-"));
+  const { DEFAULT_CONFIG } = await import("../../relay/config.ts");
+  const other = await startServer({
+    listen: "127.0.0.1:0",
+    dataDir: dir,
+    adminPassword: ADMIN_PASSWORD,
+    config: { ...DEFAULT_CONFIG, sessionIdleSeconds: 1 },
+    demo: { start: () => startDemoDevice({ host: "127.0.0.1", port: 0, fps: 0 }) },
+  });
+  try {
+    const post = async (path: string, body: unknown, bearer?: string) =>
+      (await (
+        await fetch(`${other.url}${path}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: {
+            "content-type": "application/json",
+            ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+          },
+          tls: { ca: other.tls.certPem },
+        })
+      ).json()) as Record<string, string>;
+    const t = (await post("/api/login", { name: "admin", password: ADMIN_PASSWORD })).token!;
+    const s = await post("/api/devices/demo/sessions", { audience: "native" }, t);
+    const proxy = startConnectProxy({
+      openRelay: () => openWsChannel(s.wsUrl!, { caPem: other.tls.certPem }),
+    });
+    const c = await connectClient(proxy.port, { password: proxy.password });
+    await c.until(() => c.client.ready, "handshake");
+    await c.update(false);
+    // No further request: nothing flows; the relay ends the session after about a second.
+    await c.until(() => c.closed, "the idle session to be closed", 5000);
+    expect((await proxy.done).reason).toContain("idle timeout");
+  } finally {
+    await other.stop();
+  }
+});
