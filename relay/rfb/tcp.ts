@@ -49,7 +49,9 @@ export class TcpLink implements Link {
       if (n === bytes.byteLength) return;
       bytes = bytes.subarray(Math.max(n, 0));
     }
-    this.queue.push(bytes);
+    // Queued bytes are copied: callers may reuse their buffer once write() returns (ByteChannel's
+    // contract, which lets sessions forward views of their receive queue without a copy per chunk).
+    this.queue.push(bytes.slice());
     this.queued += bytes.byteLength;
     if (this.queued > this.maxQueued) {
       log.warn("tcp peer is not reading; closing", { remote: this.remote, queued: this.queued });

@@ -3,7 +3,11 @@
 // "thin adapters"); sessions, the agent's VNC bridge and the connect proxy are written against this.
 
 export interface ByteChannel {
-  /** Queues bytes to the peer (never blocks). */
+  /**
+   * Queues bytes to the peer (never blocks). The bytes are the caller's again when send() returns: an
+   * implementation that keeps them (a write queue) copies them, so callers can pass views of buffers they
+   * reuse (the pipe forwards spans of its receive queue this way).
+   */
   send(bytes: Uint8Array): void;
   /** Closes with a reason (a coded error's reason text, or "normal"); safe to call twice. */
   close(reason?: string): void;
