@@ -517,6 +517,7 @@ describe("control connection", () => {
 });
 
 describe("sessions", () => {
+  // The real-Xvnc tests below skip only outside CI, loudly: requirePeer() throws when CI=true.
   const havePeers = requirePeer(...XVNC_PEERS);
   let relay: FakeRelay;
   let xvnc: Xvnc;

@@ -206,6 +206,7 @@ describe("native viewers through `connect`", () => {
     expect(drops.json.length).toBeGreaterThanOrEqual(1);
   });
 
+  // Skips only outside CI, loudly: requirePeer() throws when CI=true, so in CI this test always runs.
   const ok = requirePeer(...SNAPSHOT_PEERS);
   test.skipIf(!ok)(
     "vncsnapshot through connect gets the demo's picture (JPEG tolerance)",
