@@ -6,7 +6,6 @@
 // "ImprovedHextile" (hextileEncodeBetter) and is the TS twin of wasm/assembly/encode-hextile.ts, which
 // produces the same bytes (hextileEncodeTs).
 
-import type { ByteQueue } from "../rfb/byte-queue.ts";
 import { Encoding } from "../rfb/constants.ts";
 import { RfbError } from "../rfb/errors.ts";
 import {
@@ -26,6 +25,7 @@ import {
   type RectCodec,
   type RectEncoder,
   type RectFramer,
+  TileFramer,
 } from "./types.ts";
 
 /** Subencoding mask bits (rfbproto.rst "Hextile Encoding", TigerVNC hextileConstants.h). */
@@ -70,11 +70,6 @@ function pixelBytes(pf: PixelFormat): number {
     throw new RfbError("BAD_PIXEL_FORMAT", `hextile: ${pf.bitsPerPixel} bits per pixel`);
   }
   return bpp;
-}
-
-/** Width of the tile in column `col` of a rect `w` wide (the last column is what is left). */
-function tileSpan(col: number, w: number): number {
-  return Math.min(HEXTILE_TILE_SIZE, w - col * HEXTILE_TILE_SIZE);
 }
 
 /**
@@ -145,45 +140,6 @@ function tileLength(
   return n;
 }
 
-/**
- * Resumable framer: progress (tile index, bytes counted, carried bg/fg) lives on the instance, so each call
- * only looks at the tile it stopped in and feeding a rect byte by byte costs O(n) overall.
- */
-class HextileFramer implements RectFramer {
-  private tile = 0;
-  private offset = 0;
-  private readonly carry: Carry = { bg: false, fg: false };
-  private readonly tilesX: number;
-  private readonly tiles: number;
-
-  constructor(
-    private readonly w: number,
-    private readonly h: number,
-    private readonly bpp: number,
-  ) {
-    this.tilesX = Math.ceil(w / HEXTILE_TILE_SIZE);
-    this.tiles = this.tilesX * Math.ceil(h / HEXTILE_TILE_SIZE);
-  }
-
-  measure(q: ByteQueue, base: number): number {
-    if (this.tile === this.tiles) return this.offset;
-    const end = q.length - base;
-    if (end <= this.offset) return NEED_MORE;
-    const view = q.peek(base, end);
-    while (this.tile < this.tiles) {
-      const col = this.tile % this.tilesX;
-      const row = (this.tile - col) / this.tilesX;
-      const tw = tileSpan(col, this.w);
-      const th = tileSpan(row, this.h);
-      const n = tileLength(view, this.offset, end, tw, th, this.bpp, this.carry, this.tile);
-      if (n === NEED_MORE) return NEED_MORE;
-      this.offset += n;
-      this.tile++;
-    }
-    return this.offset;
-  }
-}
-
 /** Reads one pixel of `pf` at src[off] as a canonical 0x00BBGGRR value. */
 export type ColourReader = (src: Uint8Array, off: number) => number;
 
@@ -231,7 +187,11 @@ export const hextileCodec: RectCodec = {
   encoding: Encoding.Hextile,
   name: "hextile",
   framer(rect: Rect, ctx: DecodeContext): RectFramer {
-    return new HextileFramer(rect.w, rect.h, pixelBytes(ctx.pf));
+    const bpp = pixelBytes(ctx.pf);
+    const carry: Carry = { bg: false, fg: false };
+    return new TileFramer(rect.w, rect.h, HEXTILE_TILE_SIZE, (view, offset, end, tw, th, tile) =>
+      tileLength(view, offset, end, tw, th, bpp, carry, tile),
+    );
   },
 };
 

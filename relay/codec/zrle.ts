@@ -11,14 +11,20 @@
 // same tiles with the same checks, so framing and decoding agree on where a body ends and what is bad.
 // ZRLE needs no framer here: its body is length-prefixed (relay/codec/length-prefixed.ts).
 
-import type { ByteQueue } from "../rfb/byte-queue.ts";
 import { Encoding } from "../rfb/constants.ts";
 import { RfbError } from "../rfb/errors.ts";
 import { scaleChannel } from "../rfb/pixel-convert.ts";
 import { bytesPerPixel, isCanonical, type PixelFormat, readPixel, writePixel } from "../rfb/pixel-format.ts";
 import { checkedAdd, checkedPixels } from "../util/checked.ts";
 import type { Framebuffer } from "./framebuffer.ts";
-import { type DecodeContext, NEED_MORE, type Rect, type RectCodec, type RectFramer } from "./types.ts";
+import {
+  type DecodeContext,
+  NEED_MORE,
+  type Rect,
+  type RectCodec,
+  type RectFramer,
+  TileFramer,
+} from "./types.ts";
 
 export const ZRLE_TILE_SIZE = 64;
 export const TRLE_TILE_SIZE = 16;
@@ -395,63 +401,18 @@ export function trleDecodeTs(
 
 // ---- TRLE framer ----
 
-/**
- * Resumable: progress (tile index, bytes counted, the kept palette's size) lives on the instance, and each
- * call re-walks only the tile it stopped in (at most one 16×16 tile, ~1 KiB), never half-consuming it.
- */
-class TrleFramer implements RectFramer {
-  private tile = 0;
-  private offset = 0;
-  private readonly palette: PaletteState = { size: 0 };
-  private readonly tilesX: number;
-  private readonly tiles: number;
-
-  constructor(
-    private readonly w: number,
-    private readonly h: number,
-    private readonly cp: number,
-  ) {
-    this.tilesX = Math.ceil(w / TRLE_TILE_SIZE);
-    this.tiles = this.tilesX * Math.ceil(h / TRLE_TILE_SIZE);
-  }
-
-  measure(q: ByteQueue, base: number): number {
-    if (this.tile === this.tiles) return this.offset;
-    const end = q.length - base;
-    if (end <= this.offset) return NEED_MORE;
-    const view = q.peek(base, end);
-    while (this.tile < this.tiles) {
-      const col = this.tile % this.tilesX;
-      const row = (this.tile - col) / this.tilesX;
-      const tw = Math.min(TRLE_TILE_SIZE, this.w - col * TRLE_TILE_SIZE);
-      const th = Math.min(TRLE_TILE_SIZE, this.h - row * TRLE_TILE_SIZE);
-      const next = walkTile(
-        view,
-        this.offset,
-        end,
-        tw,
-        th,
-        this.cp,
-        true,
-        this.palette,
-        null,
-        "trle",
-        this.tile,
-      );
-      if (next === NEED_MORE) return NEED_MORE;
-      this.offset = next;
-      this.tile++;
-    }
-    return this.offset;
-  }
-}
-
 /** Frames TRLE bodies, validating the tiles as they are walked (the kernels decode them). */
 export const trleCodec: RectCodec = {
   encoding: Encoding.TRLE,
   name: "trle",
   framer(rect: Rect, ctx: DecodeContext): RectFramer {
-    return new TrleFramer(rect.w, rect.h, cpixelBytes(ctx.pf));
+    const cp = cpixelBytes(ctx.pf);
+    const palette: PaletteState = { size: 0 };
+    // walkTile returns the offset after the tile; the framer counts lengths.
+    return new TileFramer(rect.w, rect.h, TRLE_TILE_SIZE, (view, offset, end, tw, th, tile) => {
+      const next = walkTile(view, offset, end, tw, th, cp, true, palette, null, "trle", tile);
+      return next === NEED_MORE ? NEED_MORE : next - offset;
+    });
   },
 };
 
