@@ -7,8 +7,8 @@ export class Framebuffer {
   readonly width: number;
   readonly height: number;
   readonly data: Uint8Array;
-  /** The same bytes as whole pixels (little-endian: R in the low byte), for fills. */
-  private readonly px: Uint32Array;
+  /** The same bytes as whole pixels (little-endian: R in the low byte, X in the high byte), rows packed. */
+  readonly px: Uint32Array;
 
   constructor(width: number, height: number, maxBytes: number = 16384 * 16384 * 4) {
     this.width = width;

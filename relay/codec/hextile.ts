@@ -214,7 +214,7 @@ export function hextileDecodeTs(
   const fast = isCanonical(pf);
   const read = canonicalPixelReader(pf);
   const stride = fb.width;
-  const px = new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height);
+  const px = fb.px;
   const carry: Carry = { bg: false, fg: false };
   let bg = 0;
   let fg = 0;

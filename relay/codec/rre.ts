@@ -88,7 +88,7 @@ export function rreDecodeTs(
     }
   }
   const read = canonicalPixelReader(pf);
-  const px = new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height);
+  const px = fb.px;
   fillArea(px, fb.width, x, y, w, h, read(data, 4));
   for (let i = 0, o = head; i < nsub; i++, o += per) {
     const c = read(data, o);

@@ -154,7 +154,7 @@ class TsTightKernels implements TightEncodeKernels {
         `tight: rect ${w}x${h} at ${x},${y} in ${fb.width}x${fb.height}`,
       );
     }
-    return { px: new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height), width: fb.width };
+    return { px: fb.px, width: fb.width };
   }
 
   findSolid(x: number, y: number, w: number, h: number): SolidArea[] {

@@ -349,11 +349,6 @@ export function tpixelsToCanonical(pf: PixelFormat, src: Uint8Array, n: number):
   return out;
 }
 
-/** The framebuffer as whole canonical pixels (little-endian: R in the low byte, as Framebuffer.fill). */
-function pixelsOf(fb: Framebuffer): Uint32Array {
-  return new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height);
-}
-
 function expectLength(what: string, data: Uint8Array, need: number): void {
   if (data.length !== need) throw badRect(`${what}: ${data.length} bytes, need ${need}`);
 }
@@ -370,7 +365,7 @@ export function tightCopyTs(
 ): void {
   expectLength("copy", data, w * h * tpixelBytes(pf));
   const colours = tpixelsToCanonical(pf, data, w * h);
-  const px = pixelsOf(fb);
+  const px = fb.px;
   for (let row = 0; row < h; row++) {
     px.set(colours.subarray(row * w, (row + 1) * w), (y + row) * fb.width + x);
   }
@@ -402,7 +397,7 @@ export function tightPaletteTs(
     const bad = indices.findIndex((i) => i >= colours);
     if (bad >= 0) throw badRect(`palette index ${indices[bad]} of ${colours} colours`);
   }
-  const px = pixelsOf(fb);
+  const px = fb.px;
   for (let row = 0; row < h; row++) {
     const line = indices.subarray(row * rowBytes, (row + 1) * rowBytes);
     const o = (y + row) * fb.width + x;

@@ -354,7 +354,7 @@ function decodeTiles(
     palette: new Uint32Array(MAX_PALETTE),
   };
   const state: PaletteState = { size: 0 };
-  const fbPx = new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height);
+  const fbPx = fb.px;
   let off = 0;
   let tile = 0;
   for (let ty = 0; ty < h; ty += side) {
@@ -521,7 +521,7 @@ export function zrleEncodeTs(
   const out = new Uint8Array(bound);
   const pack = packer(pf);
   const write = cpixelWriter(pf);
-  const fbPx = new Uint32Array(fb.data.buffer, fb.data.byteOffset, fb.width * fb.height);
+  const fbPx = fb.px;
   const t = new TileAnalysis();
   let o = 0;
   const put = (c: number): void => {
