@@ -12,6 +12,7 @@ import { TsKernels } from "../codec/ts-kernels.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { Encoding, PIXEL_FORMAT_LENGTH, PseudoEncoding, SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError } from "./errors.ts";
+import { printable, readReason } from "./shared-messages.ts";
 import { type RfbLimits, limitsWith } from "./limits.ts";
 import { CANONICAL_FORMAT, type PixelFormat, readPixelFormat, validatePixelFormat } from "./pixel-format.ts";
 import { checkFramebufferSize } from "./pseudo.ts";
@@ -170,18 +171,9 @@ export class RfbClient {
     }
   }
 
-  /**
-   * A failure reason: U32 length + text at offset `off`, the length capped at maxString before anything
-   * is buffered (CVE-2018-20019 class). Consumes everything up to the reason's end once it is all there.
-   */
+  /** A failure reason at `off` (shared-messages.ts readReason). */
   private reasonAt(off: number): string | null {
-    const q = this.q;
-    if (!q.has(off + 4)) return null;
-    const len = q.u32(off);
-    if (len > this.limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
-    if (!q.has(off + 4 + len)) return null;
-    q.skip(off + 4);
-    return printable(q.take(len));
+    return readReason(this.q, off, this.limits.maxString);
   }
 
   private security(): boolean {
@@ -311,11 +303,4 @@ export class RfbClient {
         return;
     }
   }
-}
-
-/** Peer-supplied text for logs and errors: Latin-1, control characters replaced. */
-export function printable(b: Uint8Array): string {
-  let s = "";
-  for (const c of b) s += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
-  return s;
 }

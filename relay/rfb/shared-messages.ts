@@ -37,3 +37,24 @@ export function readFence(q: ByteQueue, maxFence: number): { flags: number; payl
   q.skip(9);
   return { flags, payload: q.take(len) };
 }
+
+/**
+ * A failure reason (handshake: security list of 0, SecurityResult failed): U32 length + text at `off`, the
+ * length capped at maxString before anything is buffered (CVE-2018-20019 class). Consumes everything up to
+ * the reason's end once it is all there and returns it made printable; null while it is incomplete.
+ */
+export function readReason(q: ByteQueue, off: number, maxString: number): string | null {
+  if (!q.has(off + 4)) return null;
+  const len = q.u32(off);
+  if (len > maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
+  if (!q.has(off + 4 + len)) return null;
+  q.skip(off + 4);
+  return printable(q.take(len));
+}
+
+/** Peer-supplied text for logs and errors: Latin-1, control characters replaced. */
+export function printable(b: Uint8Array): string {
+  let s = "";
+  for (const c of b) s += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+  return s;
+}

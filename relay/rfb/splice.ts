@@ -11,7 +11,7 @@
 // server may send a Bell or ServerCutText at any time after ServerInit.
 
 import { ByteQueue } from "./byte-queue.ts";
-import { printable } from "./client.ts";
+import { printable, readReason } from "./shared-messages.ts";
 import { PIXEL_FORMAT_LENGTH, SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError, toRfbError } from "./errors.ts";
 import { type RfbLimits, limitsWith } from "./limits.ts";
@@ -318,14 +318,9 @@ export interface JoinedServer {
   leftover: Uint8Array;
 }
 
-/** U32 length + text at `off`, length capped before buffering (CVE-2018-20019); undefined = need more. */
+/** A failure reason at `off` (shared-messages.ts readReason); undefined = need more. */
 function reasonAt(q: ByteQueue, off: number, limits: RfbLimits): string | undefined {
-  if (!q.has(off + 4)) return undefined;
-  const len = q.u32(off);
-  if (len > limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
-  if (!q.has(off + 4 + len)) return undefined;
-  q.skip(off + 4);
-  return printable(q.take(len));
+  return readReason(q, off, limits.maxString) ?? undefined;
 }
 
 /**

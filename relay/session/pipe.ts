@@ -23,7 +23,7 @@
 import { defaultRegistry } from "../codec/registry.ts";
 import { ByteQueue } from "../rfb/byte-queue.ts";
 import { type ClientMessage, ClientMessageReader } from "../rfb/client-messages.ts";
-import { printable } from "../rfb/client.ts";
+import { printable, readReason } from "../rfb/shared-messages.ts";
 import {
   PIXEL_FORMAT_LENGTH,
   PseudoEncoding,
@@ -615,15 +615,9 @@ export class PipeSession {
     if (!this.ended && this.vState === "ready") this.pumpDevice();
   }
 
-  /** A reason string (U32 length + text) at `off`, capped before anything is buffered; null: need more. */
+  /** A failure reason from the device at `off` (shared-messages.ts readReason); null: need more. */
   private deviceReason(off: number): string | null {
-    const q = this.dq;
-    if (!q.has(off + 4)) return null;
-    const len = q.u32(off);
-    if (len > this.limits.maxString) throw new RfbError("LIMIT_EXCEEDED", `reason string of ${len} bytes`);
-    if (!q.has(off + 4 + len)) return null;
-    q.skip(off + 4);
-    return printable(q.take(len));
+    return readReason(this.dq, off, this.limits.maxString);
   }
 
   private deviceStep(): boolean {
