@@ -12,7 +12,7 @@ import { TsKernels } from "../codec/ts-kernels.ts";
 import { ByteQueue } from "./byte-queue.ts";
 import { Encoding, PIXEL_FORMAT_LENGTH, PseudoEncoding, SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError } from "./errors.ts";
-import { printable, readReason } from "./shared-messages.ts";
+import { readReason } from "./shared-messages.ts";
 import { type RfbLimits, limitsWith } from "./limits.ts";
 import { CANONICAL_FORMAT, type PixelFormat, readPixelFormat, validatePixelFormat } from "./pixel-format.ts";
 import { checkFramebufferSize } from "./pseudo.ts";

@@ -11,7 +11,7 @@
 // server may send a Bell or ServerCutText at any time after ServerInit.
 
 import { ByteQueue } from "./byte-queue.ts";
-import { printable, readReason } from "./shared-messages.ts";
+import { readReason } from "./shared-messages.ts";
 import { PIXEL_FORMAT_LENGTH, SecurityType, VERSION_LENGTH } from "./constants.ts";
 import { RfbError, toRfbError } from "./errors.ts";
 import { type RfbLimits, limitsWith } from "./limits.ts";

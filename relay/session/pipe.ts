@@ -23,7 +23,7 @@
 import { defaultRegistry } from "../codec/registry.ts";
 import { ByteQueue } from "../rfb/byte-queue.ts";
 import { type ClientMessage, ClientMessageReader } from "../rfb/client-messages.ts";
-import { printable, readReason } from "../rfb/shared-messages.ts";
+import { readReason } from "../rfb/shared-messages.ts";
 import {
   PIXEL_FORMAT_LENGTH,
   PseudoEncoding,
